@@ -1,0 +1,79 @@
+/// Errors of the alerts crate.
+///
+/// Every variant says whether trying again later can help ([`Error::is_retryable`]): the
+/// outbox worker and the CLI use that to choose between backing off and giving up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The embedded database (redb) failed: a local disk or corruption problem.
+    #[error("embedded database: {0}")]
+    Storage(#[from] redb::Error),
+    /// A file-system operation around the embedded database failed.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored record or a payload could not be (de)serialized.
+    #[error("serialization: {0}")]
+    Serde(#[from] serde_json::Error),
+    /// A ClickHouse request failed; `retryable` is set for network errors and timeouts
+    /// that survived the store's own retries.
+    #[error("clickhouse {op}: {source}")]
+    ClickHouse {
+        op: &'static str,
+        retryable: bool,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+    /// A webhook delivery failed. `status` is the HTTP status when there was a response.
+    #[error("delivery to {target} failed after {attempts} attempt(s): {message}")]
+    Delivery {
+        target: String,
+        status: Option<u16>,
+        attempts: u32,
+        retryable: bool,
+        message: String,
+    },
+    /// Bad configuration (missing secret variable, invalid name, ...): fix and restart.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A value cannot be represented by the store (e.g. a timestamp outside ClickHouse
+    /// `DateTime`'s 1970..2106 range, an unknown enum code read back).
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+    /// An outbox entry that was expected to exist does not.
+    #[error("no outbox entry for decision {decision_id} and target {target}")]
+    NotFound { decision_id: String, target: String },
+    /// [`crate::OutboxWorker::drain`] ran out of time with entries still pending.
+    #[error("outbox drain timed out: {delivered} delivered, {pending} still pending")]
+    DrainTimeout { delivered: usize, pending: u64 },
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// Whether the same operation may succeed if tried again later (transient network
+    /// trouble, a receiver that is down, a drain that needs more time).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::ClickHouse { retryable, .. } | Error::Delivery { retryable, .. } => *retryable,
+            Error::DrainTimeout { .. } => true,
+            Error::Storage(_)
+            | Error::Io { .. }
+            | Error::Serde(_)
+            | Error::Config(_)
+            | Error::InvalidData(_)
+            | Error::NotFound { .. }
+            | Error::Join(_) => false,
+        }
+    }
+
+    /// Wraps any redb error type (they all convert into [`redb::Error`]).
+    pub(crate) fn storage(e: impl Into<redb::Error>) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,16 @@
+/// Errors of the detector. Each names the stage that failed, so an operator knows where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("source: {0}")]
+    Source(#[from] outrider_ingest::Error),
+    #[error("model: {0}")]
+    Model(#[from] outrider_models::Error),
+    #[error("alert store: {0}")]
+    Alerts(#[from] outrider_alerts::Error),
+    #[error("features: {0}")]
+    Features(#[from] outrider_features::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! Outrider detector: the pipeline that turns raw records into stored alerts and decisions.
+//!
+//! One code path serves replay (files) and live traffic (Kafka):
+//! source -> parse -> features -> score -> alerts -> store -> decisions -> outbox -> commit.
+//!
+//! Layout:
+//! - [`config`]: the service configuration tree.
+//! - [`pipeline`]: the loop over batches, generic over the source.
+//! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
+//! - [`commit`]: which offsets are safe to commit (at-least-once).
+//! - [`watermark`]: event-time progress per partition.
+//! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker.
+//! - [`train`]: the same features, computed over a file, fed to model training.
+
+pub mod commit;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod score;
+pub mod service;
+pub mod train;
+pub mod watermark;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use pipeline::{Pipeline, PipelineStats};
+pub use service::{run, RunSummary};

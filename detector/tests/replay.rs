@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+//! File replay through the detector service: the code path Kafka uses, on the embedded store.
+
+mod common;
+
+use outrider_alerts::{AlertQuery, AlertStore, EmbeddedStore};
+use outrider_detector::config::SourceKind;
+use outrider_detector::{service, Config};
+
+fn replay_config(dir: &std::path::Path, input: std::path::PathBuf) -> Config {
+    let mut config = Config::default();
+    config.source.kind = SourceKind::File;
+    config.source.path = input;
+    config.model.path = common::model_file(dir);
+    config.alerts.data_dir = dir.join("store");
+    config
+}
+
+#[tokio::test]
+async fn replay_alerts_on_every_injected_attack_with_explanations() {
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = common::attack_traffic(60, 30);
+    let input = dir.path().join("traffic.jsonl");
+    outrider_datasets::write_events_jsonl(&input, &traffic).unwrap();
+    let config = replay_config(dir.path(), input);
+
+    let summary = service::run(&config, std::future::pending()).await.unwrap();
+    assert_eq!(summary.stats.records, traffic.events.len() as u64);
+    assert_eq!(summary.stats.parse_error_total(), 0);
+    assert!(summary.stats.alerts > 0);
+
+    let store = EmbeddedStore::open(&config.alerts.data_dir).unwrap();
+    let query = AlertQuery {
+        limit: usize::MAX,
+        ..AlertQuery::default()
+    };
+    let alerts = store.alerts(&query).await.unwrap();
+    assert_eq!(alerts.len() as u64, summary.stats.alerts);
+    for c in &traffic.campaigns {
+        let hit = alerts.iter().find(|a| {
+            a.identity == c.identity_key
+                && a.window_end.timestamp_millis() > c.start_ms
+                && a.window_start.timestamp_millis() <= c.end_ms
+        });
+        let hit = hit.unwrap_or_else(|| panic!("no alert for campaign {c:?}"));
+        // The explanation: every feature with its baseline, strongest first.
+        assert_eq!(hit.features.len(), outrider_features::FEATURE_COUNT);
+        assert!(hit.features[0].contribution >= hit.features[1].contribution);
+        assert!(hit.score >= hit.threshold);
+        assert!(!hit.evidence_request_ids.is_empty());
+    }
+    let decisions = store.decisions(None, usize::MAX).await.unwrap();
+    assert_eq!(decisions.len() as u64, summary.stats.decisions);
+}
+
+#[tokio::test]
+async fn bad_lines_are_dead_lettered_with_reason_and_position_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = common::attack_traffic(20, 10);
+    let good = dir.path().join("good.jsonl");
+    outrider_datasets::write_events_jsonl(&good, &traffic).unwrap();
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes.extend_from_slice(b"{\"type\":\"api\",\"ts\":\n");
+    bytes.extend_from_slice(b"not json at all\n");
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    let input = dir.path().join("mixed.jsonl");
+    std::fs::write(&input, bytes).unwrap();
+    let config = replay_config(dir.path(), input);
+
+    let summary = service::run(&config, std::future::pending()).await.unwrap();
+    let n = traffic.events.len() as u64;
+    assert_eq!(summary.stats.records, n + 3);
+    assert_eq!(summary.stats.events, n);
+    assert_eq!(summary.stats.parse_error_total(), 3);
+    let letters: Vec<serde_json::Value> = std::fs::read_to_string(config.dead_letter_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let reasons: Vec<_> = letters
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["truncated", "malformed_json", "invalid_utf8"]);
+    assert_eq!(letters[0]["position"]["line"], n + 1);
+    assert_eq!(letters[2]["raw_hex"], "fffe");
+}
+
+#[tokio::test]
+async fn a_model_trained_on_another_feature_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("empty.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let config = replay_config(dir.path(), input);
+    let mut model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config.model.path).unwrap()).unwrap();
+    model["schema"]["id"] = "identity-v0".into();
+    std::fs::write(&config.model.path, model.to_string()).unwrap();
+
+    let err = service::run(&config, std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("identity-v0") && err.contains("identity-v1"),
+        "{err}"
+    );
+}

@@ -1,0 +1,8 @@
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range; names the key.
+    #[error("invalid feature configuration `{key}`: {reason}")]
+    InvalidConfig { key: &'static str, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,255 @@
+//! The event model. Both record kinds carry their event time: windows, watermarks and replay
+//! use it, never the time an event happened to arrive.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Event time in milliseconds since the Unix epoch (UTC).
+///
+/// In JSON it is written as an RFC 3339 string and read from either an RFC 3339 string or an
+/// integer number of milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct EventTime(pub i64);
+
+impl EventTime {
+    pub fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}",
+            self.to_datetime()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
+}
+
+impl Serialize for EventTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = EventTime;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp or epoch milliseconds")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventTime, E> {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| EventTime(t.timestamp_millis()))
+                    .map_err(|e| E::custom(format_args!("invalid timestamp {v:?}: {e}")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<EventTime, E> {
+                Ok(EventTime(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<EventTime, E> {
+                i64::try_from(v)
+                    .map(EventTime)
+                    .map_err(|_| E::custom("timestamp out of range"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Who made a call, as far as the gateway or token server can tell. Raw credentials are never
+/// kept: tokens are identified by their `jti` (or a keyed hash), keys and cookies by hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The authenticated subject (user), e.g. the JWT `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The OAuth client (application) that made the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The access token's id (`jti`) or a keyed hash of the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_hash: Option<String>,
+}
+
+impl Identity {
+    /// The key that per-identity features are kept under: the most specific identifier
+    /// present, prefixed by its kind; `None` for an anonymous call.
+    pub fn key(&self) -> Option<String> {
+        let pick = |prefix: &str, v: &Option<String>| {
+            v.as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| format!("{prefix}:{s}"))
+        };
+        pick("sub", &self.subject)
+            .or_else(|| pick("client", &self.client_id))
+            .or_else(|| pick("apikey", &self.api_key_hash))
+            .or_else(|| pick("session", &self.session_hash))
+            .or_else(|| pick("token", &self.token_id))
+    }
+}
+
+/// One gateway access-log record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiEvent {
+    pub ts: EventTime,
+    pub request_id: String,
+    /// The API's route template (`/accounts/{id}`); derived from `path` when the log has none.
+    #[serde(default)]
+    pub route: String,
+    pub method: String,
+    /// The concrete path, without the query string.
+    pub path: String,
+    pub status: u16,
+    #[serde(default)]
+    pub latency_ms: f32,
+    #[serde(default)]
+    pub bytes_in: u64,
+    #[serde(default)]
+    pub bytes_out: u64,
+    pub client_ip: IpAddr,
+    #[serde(default)]
+    pub user_agent: String,
+    #[serde(flatten)]
+    pub identity: Identity,
+}
+
+impl ApiEvent {
+    /// The key that identity features are kept under; anonymous calls fall back to the IP.
+    pub fn identity_key(&self) -> String {
+        self.identity
+            .key()
+            .unwrap_or_else(|| format!("ip:{}", self.client_ip))
+    }
+
+    /// The object ids in the concrete path (numeric, UUID and long hex segments).
+    pub fn object_ids(&self) -> impl Iterator<Item = &str> {
+        crate::route::object_ids(&self.path)
+    }
+}
+
+/// What a token server reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEventKind {
+    LoginSuccess,
+    LoginFailure,
+    TokenIssued,
+    TokenRefreshed,
+    TokenRevoked,
+    Logout,
+}
+
+/// One token-server (identity provider) record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenEvent {
+    pub ts: EventTime,
+    pub event: TokenEventKind,
+    /// The subject; for a failed login, the user name that was tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    pub client_ip: IpAddr,
+    #[serde(default)]
+    pub user_agent: String,
+}
+
+impl TokenEvent {
+    /// Failed logins are attributed to the IP they came from (the subject is only what was
+    /// tried); everything else to the subject, else the client, else the IP.
+    pub fn identity_key(&self) -> String {
+        if self.event == TokenEventKind::LoginFailure {
+            return format!("ip:{}", self.client_ip);
+        }
+        Identity {
+            subject: self.subject.clone(),
+            client_id: self.client_id.clone(),
+            ..Identity::default()
+        }
+        .key()
+        .unwrap_or_else(|| format!("ip:{}", self.client_ip))
+    }
+}
+
+/// A record of either kind, as written in Outrider's canonical JSON lines
+/// (`"type": "api"` or `"type": "token"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Api(ApiEvent),
+    Token(TokenEvent),
+}
+
+impl Event {
+    pub fn ts(&self) -> EventTime {
+        match self {
+            Event::Api(e) => e.ts,
+            Event::Token(e) => e.ts,
+        }
+    }
+
+    pub fn identity_key(&self) -> String {
+        match self {
+            Event::Api(e) => e.identity_key(),
+            Event::Token(e) => e.identity_key(),
+        }
+    }
+
+    /// One canonical JSON line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        // Serialising these plain structs cannot fail: no maps with non-string keys.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_key_prefers_the_most_specific_identifier() {
+        let mut id = Identity {
+            token_id: Some("t1".into()),
+            client_id: Some("app".into()),
+            ..Identity::default()
+        };
+        assert_eq!(id.key().as_deref(), Some("client:app"));
+        id.subject = Some("alice".into());
+        assert_eq!(id.key().as_deref(), Some("sub:alice"));
+        assert_eq!(Identity::default().key(), None);
+    }
+
+    #[test]
+    fn event_time_reads_rfc3339_and_millis_and_writes_rfc3339() {
+        let a: EventTime = serde_json::from_str("\"2026-11-22T10:00:00.250Z\"").unwrap();
+        let b: EventTime = serde_json::from_str("1795341600250").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"2026-11-22T10:00:00.250Z\""
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! `outrider`: the command-line entry point.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod config;
+mod demo;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "outrider",
+    version,
+    about = "Out-of-band ML anomaly detection for API security"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate traffic with injected attacks, train, detect, and report: no setup needed.
+    Demo(demo::DemoArgs),
+    /// Write a labelled synthetic traffic set as canonical JSON lines.
+    Generate(commands::GenerateArgs),
+    /// Fit a model on benign traffic and write the model file.
+    Train(commands::TrainArgs),
+    /// Run the detector (file replay or Kafka, as configured).
+    Detect(commands::DetectArgs),
+    /// List stored alerts with their explanations.
+    Alerts(commands::AlertsArgs),
+    /// Load and validate a configuration, then print it as resolved.
+    CheckConfig {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Generate(args) => commands::generate(args),
+            Command::Train(args) => commands::train(args),
+            Command::Detect(args) => commands::detect(args).await,
+            Command::Alerts(args) => commands::alerts(args).await,
+            Command::CheckConfig { config } => commands::check_config(config.as_deref()),
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OUTRIDER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
