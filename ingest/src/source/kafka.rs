@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::{Batch, CommitOffset, Record, Source, SourcePosition};
 use crate::error::{Error, Result};
 
+const CONSUME_ERROR_BACKOFF: Duration = Duration::from_millis(250);
+
 /// `[source.kafka]`: where to consume from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,7 +119,13 @@ impl Source for KafkaSource {
         let mut records = Vec::new();
         let first = match tokio::time::timeout(first_wait, self.consumer.recv()).await {
             Err(_elapsed) => return Ok(Batch::Idle),
-            Ok(msg) => msg.map_err(kafka_err("cannot consume"))?,
+            Ok(Ok(msg)) => msg,
+            Ok(Err(e)) => {
+                transient_or_fatal(e)?;
+                // Back off a little so a broker that keeps failing is not polled in a spin.
+                tokio::time::sleep(CONSUME_ERROR_BACKOFF).await;
+                return Ok(Batch::Idle);
+            }
         };
         records.push(self.record(&first));
         drop(first);
@@ -125,7 +133,10 @@ impl Source for KafkaSource {
         while records.len() < max {
             match tokio::time::timeout(Duration::from_millis(2), self.consumer.recv()).await {
                 Ok(Ok(msg)) => records.push(self.record(&msg)),
-                Ok(Err(e)) => return Err(kafka_err("cannot consume")(e)),
+                Ok(Err(e)) => {
+                    transient_or_fatal(e)?;
+                    break;
+                }
                 Err(_elapsed) => break,
             }
         }
@@ -173,6 +184,17 @@ impl Source for KafkaSource {
             self.config.brokers, self.config.topic, self.config.group_id
         )
     }
+}
+
+/// librdkafka reconnects to brokers by itself (with backoff); a consume error is only worth
+/// stopping for when the client says it is fatal. Others are logged and the poll goes on.
+fn transient_or_fatal(e: rdkafka::error::KafkaError) -> Result<()> {
+    let fatal = matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal));
+    if fatal {
+        return Err(Error::Kafka(format!("fatal consumer error: {e}")));
+    }
+    tracing::warn!(error = %e, "kafka consumer error; retrying");
+    Ok(())
 }
 
 /// Creates `topic` with `partitions` partitions unless it exists already.
