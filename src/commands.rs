@@ -72,11 +72,7 @@ pub struct TrainArgs {
 
 pub fn train(args: TrainArgs) -> Result<()> {
     let config = config::load(args.config.as_deref())?;
-    let table = training::feature_table_from_file(
-        &args.input,
-        &config.features,
-        config.source.max_line_bytes,
-    )?;
+    let table = training::feature_table_from_file(&args.input, &config.source, &config.features)?;
     anyhow::ensure!(
         !table.rows.is_empty(),
         "{} holds no usable events ({} records, refused: {:?})",

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod commands;
 mod config;
 mod demo;
+mod inventory;
+mod replay;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,8 +33,14 @@ enum Command {
     Train(commands::TrainArgs),
     /// Run the detector (file replay or Kafka, as configured).
     Detect(commands::DetectArgs),
+    /// The APIs traffic uses: endpoints, first/last seen, counts, shadow and deprecated APIs.
+    Inventory(inventory::InventoryArgs),
+    /// Produce a log file's records to Kafka at a given rate (demos, load tests, backfills).
+    Replay(replay::ReplayArgs),
     /// List stored alerts with their explanations.
     Alerts(commands::AlertsArgs),
+    /// Measure throughput in-process (use a release build).
+    Bench(bench::BenchArgs),
     /// Load and validate a configuration, then print it as resolved.
     CheckConfig {
         #[arg(long, short)]
@@ -52,6 +61,9 @@ fn main() -> Result<()> {
             Command::Train(args) => commands::train(args),
             Command::Detect(args) => commands::detect(args).await,
             Command::Alerts(args) => commands::alerts(args).await,
+            Command::Replay(args) => replay::run(args).await,
+            Command::Bench(args) => bench::run(args),
+            Command::Inventory(args) => inventory::run(args),
             Command::CheckConfig { config } => commands::check_config(config.as_deref()),
         }
     })

@@ -62,6 +62,11 @@ impl CommitTracker {
         out
     }
 
+    /// Forgets partitions no longer assigned to this reader.
+    pub fn retain(&mut self, assigned: &[Partition]) {
+        self.partitions.retain(|p, _| assigned.contains(p));
+    }
+
     /// Batches not yet committable.
     pub fn in_flight(&self) -> usize {
         self.partitions.values().map(VecDeque::len).sum()

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use outrider_alerts::{ClickHouseConfig, WebhookConfig};
 use outrider_features::WindowConfig;
+use outrider_ingest::dead_letter::DeadLetterConfig;
+use outrider_ingest::identity::IdentityConfig;
+use outrider_ingest::parse::{Format, MappingConfig};
+use outrider_ingest::route::resolver::RouteConfig;
 use outrider_ingest::source::KafkaSourceConfig;
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +39,19 @@ pub enum SourceKind {
 pub struct SourceConfig {
     pub kind: SourceKind,
     pub path: PathBuf,
+    /// The records' format; `auto` detects it from a file's first lines.
+    pub format: Format,
     pub kafka: KafkaSourceConfig,
     /// Lines longer than this are dead-lettered as `oversized`.
     pub max_line_bytes: usize,
+    /// How identities and client addresses are derived (trusted proxies, hash key).
+    pub identity: IdentityConfig,
+    /// Field paths for `format = "mapping"`.
+    pub mapping: Option<MappingConfig>,
+    /// Route templates: OpenAPI specs, learning from traffic.
+    pub routes: RouteConfig,
+    /// Where refused records go (a file under `alerts.data_dir` by default, or a topic).
+    pub dead_letter: DeadLetterConfig,
 }
 
 impl Default for SourceConfig {
@@ -45,8 +59,13 @@ impl Default for SourceConfig {
         Self {
             kind: SourceKind::File,
             path: PathBuf::from("-"),
+            format: Format::Canonical,
             kafka: KafkaSourceConfig::default(),
             max_line_bytes: outrider_ingest::parse::DEFAULT_MAX_LINE_BYTES,
+            identity: IdentityConfig::default(),
+            mapping: None,
+            routes: RouteConfig::default(),
+            dead_letter: DeadLetterConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! Layout:
 //! - [`config`]: the service configuration tree.
+//! - [`normalize`]: raw record -> event (parser per topic, route templates, inventory).
 //! - [`pipeline`]: the loop over batches, generic over the source.
 //! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
 //! - [`commit`]: which offsets are safe to commit (at-least-once).
@@ -15,6 +16,7 @@
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod normalize;
 pub mod pipeline;
 pub mod score;
 pub mod service;

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use outrider_alerts::{AlertStore, Outbox};
 use outrider_features::{FeatureExtractor, FeatureRow, Observed, WindowConfig};
-use outrider_ingest::dead_letter::{DeadLetter, DeadLetterFile};
+use outrider_ingest::dead_letter::{DeadLetter, DeadLetters};
 use outrider_ingest::source::Partition;
-use outrider_ingest::{parse_line, Batch, Record, Source};
+use outrider_ingest::{Batch, Parsed, Record, Source};
 use outrider_models::TrainedModel;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -23,16 +23,22 @@ use tokio::sync::Notify;
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
+use crate::normalize::Normalizer;
 use crate::score;
 use crate::watermark::Watermarks;
+
+/// How often a long-running pipeline saves the API inventory.
+const INVENTORY_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Counters of one run, also logged at the end.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PipelineStats {
     pub records: u64,
     pub events: u64,
-    /// Refused records by reason; each is in the dead-letter file.
+    /// Refused records by reason; each is in the dead-letter sink.
     pub parse_errors: BTreeMap<String, u64>,
+    /// Well-formed records without a detection signal (health checks, admin events), by reason.
+    pub skipped: BTreeMap<String, u64>,
     pub late_events: u64,
     pub ignored_events: u64,
     pub rows_scored: u64,
@@ -41,6 +47,8 @@ pub struct PipelineStats {
     pub commits: u64,
     /// Times a quiet source let windows be emitted without waiting for lateness.
     pub idle_flushes: u64,
+    /// Records behind the end of the assigned partitions, as the source last reported.
+    pub consumer_lag: Option<i64>,
 }
 
 impl PipelineStats {
@@ -62,8 +70,10 @@ pub struct PipelineParts {
     pub outbox_notify: Option<Arc<Notify>>,
     pub decisions: DecisionsConfig,
     pub pipeline: PipelineConfig,
-    pub dead_letters: DeadLetterFile,
-    pub max_line_bytes: usize,
+    pub normalizer: Normalizer,
+    pub dead_letters: DeadLetters,
+    /// Where the API inventory is saved, now and then and at the end of the run.
+    pub inventory_path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug)]
@@ -113,6 +123,7 @@ impl Pipeline {
         let idle_flush = Duration::from_millis(self.parts.pipeline.idle_flush_ms);
         let mut last_records = Instant::now();
         let mut idle_flushed = true;
+        let mut last_inventory_save = Instant::now();
         tracing::info!(source = %source.describe(), "pipeline started");
         loop {
             let batch = tokio::select! {
@@ -129,7 +140,11 @@ impl Pipeline {
                     last_records = Instant::now();
                     if let Some(assigned) = source.assignment() {
                         self.watermarks.assign(&assigned, last_records);
+                        // Revoked partitions are re-read by their new owner from its last
+                        // commit; what we tracked for them can no longer be committed.
+                        self.commits.retain(&assigned);
                     }
+                    self.stats.consumer_lag = source.lag();
                     self.ingest(&records, last_records)?;
                     idle_flushed = false;
                     self.watermarks
@@ -152,9 +167,36 @@ impl Pipeline {
             if end {
                 break;
             }
+            if last_inventory_save.elapsed() >= INVENTORY_SAVE_INTERVAL {
+                self.save_inventory();
+                last_inventory_save = Instant::now();
+            }
         }
+        self.save_inventory();
         tracing::info!(stats = ?self.stats, "pipeline stopped");
         Ok(())
+    }
+
+    /// Best effort: the inventory is a report, so a failed write is logged, not fatal.
+    fn save_inventory(&self) {
+        let Some(path) = &self.parts.inventory_path else {
+            return;
+        };
+        let report = self.parts.normalizer.inventory().report();
+        let write = serde_json::to_vec_pretty(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|json| {
+                let tmp = path.with_extension("json.tmp");
+                std::fs::write(&tmp, json)?;
+                std::fs::rename(&tmp, path)
+            });
+        if let Err(e) = write {
+            tracing::warn!(error = %e, path = %path.display(), "cannot save the api inventory");
+        }
+    }
+
+    pub fn normalizer(&self) -> &Normalizer {
+        &self.parts.normalizer
     }
 
     /// A quiet stream: emit windows up to the newest event time, waiving the lateness wait.
@@ -180,8 +222,15 @@ impl Pipeline {
             let chunk = chunks.entry(partition.clone()).or_insert((offset, None));
             chunk.0 = chunk.0.max(offset);
             let mut event_time = None;
-            match parse_line(&record.payload, self.parts.max_line_bytes) {
-                Ok(event) => {
+            match self
+                .parts
+                .normalizer
+                .normalize(&record.payload, &partition.stream)
+            {
+                Ok(Parsed::Skipped(reason)) => {
+                    *self.stats.skipped.entry(reason.to_owned()).or_default() += 1;
+                }
+                Ok(Parsed::Event(event)) => {
                     self.stats.events += 1;
                     match self.extractor.observe(&event) {
                         Observed::Accepted => {

@@ -8,12 +8,13 @@ use std::time::Duration;
 use outrider_alerts::{
     AlertStore, ClickHouseStore, EmbeddedStore, Outbox, OutboxWorker, WebhookSink,
 };
-use outrider_ingest::dead_letter::DeadLetterFile;
+use outrider_ingest::dead_letter::DeadLetters;
 use outrider_ingest::source::{FileSource, KafkaSource};
 use serde::Serialize;
 
 use crate::config::{Config, SourceKind, StoreKind};
 use crate::error::Result;
+use crate::normalize::Normalizer;
 use crate::pipeline::{Pipeline, PipelineParts, PipelineStats};
 use crate::train::load_model;
 
@@ -22,7 +23,8 @@ pub struct RunSummary {
     pub stats: PipelineStats,
     /// Decisions still waiting in the outbox (delivered later; never dropped).
     pub outbox_pending: u64,
-    pub dead_letter_path: String,
+    /// Where refused records went: a file path or a Kafka topic.
+    pub dead_letters: String,
 }
 
 /// Opens the alert store the configuration names.
@@ -74,7 +76,8 @@ pub async fn run_with_progress(
         }
     });
 
-    let dead_letter_path = config.dead_letter_path();
+    let dead_letters = DeadLetters::open(&config.source.dead_letter, &config.dead_letter_path())?;
+    let dead_letters_at = dead_letters.describe();
     let mut pipeline = Pipeline::new(PipelineParts {
         window: config.features.clone(),
         model,
@@ -84,8 +87,9 @@ pub async fn run_with_progress(
         outbox_notify: Some(worker.notifier()),
         decisions: config.decisions.clone(),
         pipeline: config.pipeline.clone(),
-        dead_letters: DeadLetterFile::open(&dead_letter_path)?,
-        max_line_bytes: config.source.max_line_bytes,
+        normalizer: Normalizer::new(&config.source)?,
+        dead_letters,
+        inventory_path: Some(config.alerts.data_dir.join("inventory.json")),
     })?;
     if let Some(tx) = progress {
         pipeline = pipeline.with_progress(tx);
@@ -118,6 +122,6 @@ pub async fn run_with_progress(
     Ok(RunSummary {
         stats: pipeline.stats().clone(),
         outbox_pending: outbox.pending_count()?,
-        dead_letter_path: dead_letter_path.display().to_string(),
+        dead_letters: dead_letters_at,
     })
 }

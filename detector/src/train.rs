@@ -7,10 +7,12 @@ use std::path::Path;
 
 use ndarray::Array2;
 use outrider_features::{FeatureExtractor, FeatureRow, WindowConfig, FEATURE_COUNT, SCHEMA_ID};
-use outrider_ingest::{parse_line, Event};
+use outrider_ingest::{Event, Parsed};
 use outrider_models::{FeatureSchema, TrainOptions, TrainedModel};
 
+use crate::config::{SourceConfig, SourceKind};
 use crate::error::{Error, Result};
+use crate::normalize::Normalizer;
 
 /// The schema of the features this build computes.
 pub fn feature_schema() -> FeatureSchema {
@@ -46,12 +48,14 @@ pub struct FeatureTable {
     pub rows: Vec<FeatureRow>,
     pub records: u64,
     pub parse_errors: BTreeMap<String, u64>,
+    /// Well-formed records without a detection signal.
+    pub skipped: u64,
 }
 
 pub fn feature_table_from_file(
     path: &Path,
+    source: &SourceConfig,
     window: &WindowConfig,
-    max_line_bytes: usize,
 ) -> Result<FeatureTable> {
     let io = |source| {
         Error::Source(outrider_ingest::Error::Io {
@@ -59,8 +63,13 @@ pub fn feature_table_from_file(
             source,
         })
     };
+    let mut source = source.clone();
+    source.kind = SourceKind::File;
+    source.path = path.to_owned();
+    let mut normalizer = Normalizer::new(&source)?;
     let file = std::fs::File::open(path).map_err(io)?;
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let stream = path.display().to_string();
     let mut table = FeatureTable::default();
     let mut events = Vec::new();
     let mut line = Vec::new();
@@ -70,8 +79,9 @@ pub fn feature_table_from_file(
             break;
         }
         table.records += 1;
-        match parse_line(&line, max_line_bytes) {
-            Ok(e) => events.push(e),
+        match normalizer.normalize(&line, &stream) {
+            Ok(Parsed::Event(e)) => events.push(e),
+            Ok(Parsed::Skipped(_)) => table.skipped += 1,
             Err(e) => *table.parse_errors.entry(e.reason.to_string()).or_default() += 1,
         }
     }

@@ -17,9 +17,10 @@ use outrider_alerts::{
 };
 use outrider_datasets::Dataset;
 use outrider_detector::config::{SourceKind, StoreKind};
+use outrider_detector::normalize::Normalizer;
 use outrider_detector::pipeline::{Pipeline, PipelineParts, PipelineStats};
 use outrider_detector::{service, train, Config};
-use outrider_ingest::dead_letter::DeadLetterFile;
+use outrider_ingest::dead_letter::{DeadLetterFile, DeadLetters};
 use outrider_ingest::source::kafka::{ensure_topic, produce_lines};
 use outrider_ingest::source::{KafkaSource, KafkaSourceConfig};
 use tokio::sync::watch;
@@ -240,8 +241,9 @@ fn pipeline(dir: &std::path::Path, store: Arc<dyn AlertStore>) -> Pipeline {
         outbox_notify: None,
         decisions: config.decisions.clone(),
         pipeline: config.pipeline.clone(),
-        dead_letters: DeadLetterFile::open(&dir.join("dead.jsonl")).unwrap(),
-        max_line_bytes: config.source.max_line_bytes,
+        normalizer: Normalizer::new(&config.source).unwrap(),
+        dead_letters: DeadLetters::File(DeadLetterFile::open(&dir.join("dead.jsonl")).unwrap()),
+        inventory_path: None,
     })
     .unwrap()
 }

@@ -45,6 +45,15 @@ impl Serialize for EventTime {
     }
 }
 
+/// Times from 1970 to the end of year 9999: what an RFC 3339 line can hold and give back.
+fn in_range<E: serde::de::Error>(ms: i64) -> Result<EventTime, E> {
+    if crate::parse::fields::EVENT_TIME_RANGE_MS.contains(&ms) {
+        Ok(EventTime(ms))
+    } else {
+        Err(E::custom(format_args!("timestamp out of range: {ms} ms")))
+    }
+}
+
 impl<'de> Deserialize<'de> for EventTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visitor;
@@ -55,16 +64,16 @@ impl<'de> Deserialize<'de> for EventTime {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EventTime, E> {
                 DateTime::parse_from_rfc3339(v)
-                    .map(|t| EventTime(t.timestamp_millis()))
                     .map_err(|e| E::custom(format_args!("invalid timestamp {v:?}: {e}")))
+                    .and_then(|t| in_range(t.timestamp_millis()))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<EventTime, E> {
-                Ok(EventTime(v))
+                in_range(v)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<EventTime, E> {
                 i64::try_from(v)
-                    .map(EventTime)
                     .map_err(|_| E::custom("timestamp out of range"))
+                    .and_then(in_range)
             }
         }
         d.deserialize_any(Visitor)
@@ -88,6 +97,9 @@ pub struct Identity {
     pub api_key_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_hash: Option<String>,
+    /// SHA-256 thumbprint of the client's mTLS certificate (lowercase hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_thumbprint: Option<String>,
 }
 
 impl Identity {
@@ -102,6 +114,7 @@ impl Identity {
         pick("sub", &self.subject)
             .or_else(|| pick("client", &self.client_id))
             .or_else(|| pick("apikey", &self.api_key_hash))
+            .or_else(|| pick("cert", &self.cert_thumbprint))
             .or_else(|| pick("session", &self.session_hash))
             .or_else(|| pick("token", &self.token_id))
     }

@@ -12,11 +12,15 @@
 pub mod dead_letter;
 pub mod error;
 pub mod event;
+pub mod identity;
+pub mod inventory;
 pub mod parse;
 pub mod route;
 pub mod source;
 
 pub use error::{Error, Result};
 pub use event::{ApiEvent, Event, EventTime, Identity, TokenEvent, TokenEventKind};
-pub use parse::{parse_line, ParseError, ParseErrorReason};
+pub use parse::{
+    build_parser, parse_line, Format, LineParser, ParseError, ParseErrorReason, Parsed,
+};
 pub use source::{Batch, Record, Source, SourcePosition};

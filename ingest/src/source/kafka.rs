@@ -8,17 +8,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Offset, Statistics, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use super::{Batch, CommitOffset, Record, Source, SourcePosition};
+use super::{Batch, CommitOffset, Partition, Record, Source, SourcePosition};
 use crate::error::{Error, Result};
+use crate::parse::Format;
 
 const CONSUME_ERROR_BACKOFF: Duration = Duration::from_millis(250);
 
@@ -28,8 +31,10 @@ const CONSUME_ERROR_BACKOFF: Duration = Duration::from_millis(250);
 pub struct KafkaSourceConfig {
     /// `host:port[,host:port]` of the bootstrap brokers.
     pub brokers: String,
-    /// The topic of canonical JSON lines.
+    /// The main topic; its records are in `source.format`.
     pub topic: String,
+    /// More topics to consume, each in its own format (one gateway's logs per topic).
+    pub topics: Vec<KafkaTopic>,
     /// The consumer group; detector instances of one deployment share it.
     pub group_id: String,
     /// How long one poll waits for the first record before reporting the source idle.
@@ -43,6 +48,7 @@ impl Default for KafkaSourceConfig {
         Self {
             brokers: "127.0.0.1:19092".into(),
             topic: "outrider.events".into(),
+            topics: Vec::new(),
             group_id: "outrider-detector".into(),
             poll_timeout_ms: 500,
             properties: BTreeMap::new(),
@@ -50,8 +56,50 @@ impl Default for KafkaSourceConfig {
     }
 }
 
+/// `[[source.kafka.topics]]`: a topic and the format of its records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTopic {
+    pub topic: String,
+    pub format: Format,
+}
+
+/// Learns about rebalances and consumer lag from librdkafka's callbacks.
+#[derive(Debug, Default)]
+pub struct SourceContext {
+    /// Total consumer lag over assigned partitions, from the last statistics report.
+    lag: std::sync::atomic::AtomicI64,
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, stats: Statistics) {
+        let lag: i64 = stats
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = tpl.count(), "kafka partitions revoked")
+            }
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "kafka partitions assigned")
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka rebalance error"),
+        }
+    }
+}
+
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<SourceContext>,
     config: KafkaSourceConfig,
     topic: Arc<str>,
 }
@@ -78,15 +126,18 @@ impl KafkaSource {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000");
+            .set("session.timeout.ms", "10000")
+            .set("statistics.interval.ms", "5000");
         for (k, v) in &config.properties {
             client.set(k, v);
         }
-        let consumer: StreamConsumer = client
-            .create()
+        let consumer: StreamConsumer<SourceContext> = client
+            .create_with_context(SourceContext::default())
             .map_err(kafka_err("cannot create consumer"))?;
+        let mut topics = vec![config.topic.as_str()];
+        topics.extend(config.topics.iter().map(|t| t.topic.as_str()));
         consumer
-            .subscribe(&[&config.topic])
+            .subscribe(&topics)
             .map_err(kafka_err("cannot subscribe"))?;
         Ok(Self {
             topic: config.topic.as_str().into(),
@@ -156,17 +207,33 @@ impl Source for KafkaSource {
             )
             .map_err(kafka_err("bad commit offset"))?;
         }
-        self.consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(kafka_err("cannot commit offsets"))
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => Ok(()),
+            // The partitions moved to another member: it re-reads from the last commit.
+            // That may duplicate (ids collapse), never lose, so it is not worth stopping for.
+            Err(e) if is_rebalance_error(&e) => {
+                tracing::warn!(error = %e, "commit refused during a rebalance; the new owner re-reads");
+                Ok(())
+            }
+            Err(e) => Err(kafka_err("cannot commit offsets")(e)),
+        }
     }
 
-    fn assignment(&self) -> Option<Vec<super::Partition>> {
+    fn lag(&self) -> Option<i64> {
+        Some(
+            self.consumer
+                .context()
+                .lag
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn assignment(&self) -> Option<Vec<Partition>> {
         let tpl = self.consumer.assignment().ok()?;
         Some(
             tpl.elements()
                 .iter()
-                .map(|e| super::Partition {
+                .map(|e| Partition {
                     stream: if e.topic() == &*self.topic {
                         self.topic.clone()
                     } else {
@@ -184,6 +251,20 @@ impl Source for KafkaSource {
             self.config.brokers, self.config.topic, self.config.group_id
         )
     }
+}
+
+fn is_rebalance_error(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::AssignmentLost
+                | RDKafkaErrorCode::State
+        )
+    )
 }
 
 /// librdkafka reconnects to brokers by itself (with backoff); a consume error is only worth
@@ -223,40 +304,103 @@ pub async fn produce_lines<'a>(
     topic: &str,
     lines: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<u64> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .map_err(kafka_err("cannot create producer"))?;
-    let mut pending = Vec::new();
+    let mut producer = LineProducer::new(brokers)?;
     for (key, line) in lines {
-        let mut record = FutureRecord::to(topic).key(key).payload(line);
-        // Queue without waiting for each delivery; back off only while the local queue is full.
+        producer.send(topic, Some(key), line.as_bytes()).await?;
+    }
+    producer.finish().await
+}
+
+/// Most records awaiting acknowledgement before `send` waits for the oldest.
+const MAX_IN_FLIGHT: usize = 50_000;
+
+/// Streams records to Kafka with an idempotent producer, keeping a bounded number in
+/// flight, and reports every delivery failure.
+pub struct LineProducer {
+    producer: FutureProducer,
+    in_flight: std::collections::VecDeque<rdkafka::producer::DeliveryFuture>,
+    delivered: u64,
+}
+
+impl std::fmt::Debug for LineProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineProducer")
+            .field("in_flight", &self.in_flight.len())
+            .field("delivered", &self.delivered)
+            .finish()
+    }
+}
+
+impl LineProducer {
+    pub fn new(brokers: &str) -> Result<Self> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .map_err(kafka_err("cannot create producer"))?;
+        Ok(Self {
+            producer,
+            in_flight: std::collections::VecDeque::new(),
+            delivered: 0,
+        })
+    }
+
+    /// Queues one record, waiting for room when the local queue or the in-flight bound
+    /// is full.
+    pub async fn send(&mut self, topic: &str, key: Option<&str>, payload: &[u8]) -> Result<()> {
+        while self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.await_oldest().await?;
+        }
+        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
         loop {
-            match producer.send_result(record) {
+            match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
+                    self.in_flight.push_back(delivery);
+                    return Ok(());
                 }
                 Err((
                     rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
                     r,
                 )) => {
                     record = r;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    if !self.in_flight.is_empty() {
+                        self.await_oldest().await?;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
                 Err((e, _)) => return Err(Error::Kafka(format!("cannot produce: {e}"))),
             }
         }
     }
-    let mut sent = 0;
-    for delivery in pending {
+
+    /// Waits for every record sent so far; returns how many were delivered in all.
+    pub async fn finish(mut self) -> Result<u64> {
+        while !self.in_flight.is_empty() {
+            self.await_oldest().await?;
+        }
+        Ok(self.delivered)
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    async fn await_oldest(&mut self) -> Result<()> {
+        let Some(delivery) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
         match delivery.await {
-            Ok(Ok(_)) => sent += 1,
-            Ok(Err((e, _))) => return Err(Error::Kafka(format!("delivery failed: {e}"))),
-            Err(_cancelled) => return Err(Error::Kafka("producer dropped a delivery".into())),
+            Ok(Ok(_)) => {
+                self.delivered += 1;
+                Ok(())
+            }
+            Ok(Err((e, _))) => Err(Error::Kafka(format!("delivery failed: {e}"))),
+            Err(_cancelled) => Err(Error::Kafka("producer dropped a delivery".into())),
         }
     }
-    Ok(sent)
 }

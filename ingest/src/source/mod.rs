@@ -15,7 +15,7 @@ pub mod kafka;
 
 pub use file::FileSource;
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaSource, KafkaSourceConfig};
+pub use kafka::{KafkaSource, KafkaSourceConfig, KafkaTopic};
 
 /// Where a record came from: enough to commit past it and to find it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +114,11 @@ pub trait Source: Send {
     /// The partitions currently assigned to this reader, when the source knows them
     /// (a consumer group); `None` for a single stream such as a file.
     fn assignment(&self) -> Option<Vec<Partition>> {
+        None
+    }
+
+    /// Records behind the end of the assigned partitions, when the source can tell.
+    fn lag(&self) -> Option<i64> {
         None
     }
 }

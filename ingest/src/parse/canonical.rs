@@ -1,84 +1,12 @@
-//! Outrider's canonical JSON lines (see `docs/canonical-format.md`). A parser never panics:
-//! every failure is a [`ParseError`] whose reason is counted and dead-lettered by the caller.
-
-use std::fmt;
-
-use serde::Serialize;
+//! Outrider's canonical JSON lines (see `docs/canonical-format.md`).
 
 use crate::event::Event;
 
-/// Lines longer than this are refused unless the caller sets another cap.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 64 * 1024;
-
-/// Why a line was refused. The names are stable: they label metrics and dead letters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ParseErrorReason {
-    Empty,
-    Oversized,
-    InvalidUtf8,
-    MalformedJson,
-    Truncated,
-    MissingField,
-    WrongType,
-    InvalidValue,
-}
-
-impl ParseErrorReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Empty => "empty",
-            Self::Oversized => "oversized",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::MalformedJson => "malformed_json",
-            Self::Truncated => "truncated",
-            Self::MissingField => "missing_field",
-            Self::WrongType => "wrong_type",
-            Self::InvalidValue => "invalid_value",
-        }
-    }
-}
-
-impl fmt::Display for ParseErrorReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {detail}")]
-pub struct ParseError {
-    pub reason: ParseErrorReason,
-    pub detail: String,
-}
-
-impl ParseError {
-    fn new(reason: ParseErrorReason, detail: impl Into<String>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
+use super::{check_line, classify, ParseError};
 
 /// Parses one canonical JSON line (a trailing `\r` or `\n` is ignored).
 pub fn parse_line(line: &[u8], max_bytes: usize) -> Result<Event, ParseError> {
-    let line = trim_line_end(line);
-    if line.len() > max_bytes {
-        return Err(ParseError::new(
-            ParseErrorReason::Oversized,
-            format!("{} bytes, over the cap of {max_bytes}", line.len()),
-        ));
-    }
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return Err(ParseError::new(ParseErrorReason::Empty, "blank line"));
-    }
-    let text = std::str::from_utf8(line).map_err(|e| {
-        ParseError::new(
-            ParseErrorReason::InvalidUtf8,
-            format!("at byte {}", e.valid_up_to()),
-        )
-    })?;
+    let text = check_line(line, max_bytes)?;
     let mut event: Event = serde_json::from_str(text).map_err(classify)?;
     if let Event::Api(api) = &mut event {
         if api.route.is_empty() {
@@ -88,30 +16,11 @@ pub fn parse_line(line: &[u8], max_bytes: usize) -> Result<Event, ParseError> {
     Ok(event)
 }
 
-fn trim_line_end(mut line: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r'] = line {
-        line = rest;
-    }
-    line
-}
-
-fn classify(e: serde_json::Error) -> ParseError {
-    use serde_json::error::Category;
-    let detail = e.to_string();
-    let reason = match e.classify() {
-        Category::Eof => ParseErrorReason::Truncated,
-        Category::Syntax | Category::Io => ParseErrorReason::MalformedJson,
-        Category::Data if detail.starts_with("missing field") => ParseErrorReason::MissingField,
-        Category::Data if detail.starts_with("invalid type") => ParseErrorReason::WrongType,
-        Category::Data => ParseErrorReason::InvalidValue,
-    };
-    ParseError { reason, detail }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::TokenEventKind;
+    use crate::parse::{ParseErrorReason, DEFAULT_MAX_LINE_BYTES};
     use proptest::prelude::*;
 
     const API: &str = r#"{"type":"api","ts":"2026-11-22T10:00:00Z","request_id":"r1","method":"GET","path":"/accounts/8812/tx/77","status":200,"latency_ms":12.5,"bytes_out":512,"client_ip":"203.0.113.9","user_agent":"curl/8","subject":"alice","token_id":"jti-1"}"#;

@@ -1,5 +1,26 @@
-//! Route templates from concrete paths. The ingest issue adds OpenAPI specs and learned
-//! templates; this heuristic replaces id-like segments so per-API features group correctly.
+//! Route templates from concrete paths, so that per-API features, alerts and the API
+//! inventory group `/accounts/8812` and `/accounts/9141` as one endpoint.
+//!
+//! Three sources, combined by [`RouteResolver`]:
+//! - [`openapi`]: the operations declared in OpenAPI specs (the most precise: the spec's own
+//!   templates, parameter names, `deprecated` flags);
+//! - [`learned`]: templates learned from traffic by per-position segment cardinality;
+//! - [`template`]: a stateless heuristic that replaces id-like segments with `{id}`.
+//!
+//! Path conventions shared by all three: the query string and fragment are ignored; a path
+//! is split on `/` and every part is a segment, empty ones included, so `/a/` has three
+//! segments (`""`, `"a"`, `""`) and `//a` too. A route template always has exactly as many
+//! segments as the path it was made from; a trailing slash or a doubled slash is therefore
+//! a different route (servers differ on whether they redirect, strip or refuse those, so an
+//! undeclared variant is worth seeing as such).
+
+pub mod learned;
+pub mod openapi;
+pub mod resolver;
+
+pub use learned::LearnedTemplates;
+pub use openapi::{HttpMethod, OpenApiMatcher, Operation, RouteMatch};
+pub use resolver::{Resolved, RouteConfig, RouteResolver, RouteSource};
 
 /// True for a path segment that names an object rather than a resource: all digits, a UUID,
 /// or a long hexadecimal string.
@@ -36,7 +57,8 @@ pub fn template(path: &str) -> String {
     out
 }
 
-fn strip_query(path: &str) -> &str {
+/// The path without its query string and fragment.
+pub(crate) fn strip_query(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or(path)
 }
 
