@@ -96,7 +96,11 @@ async fn kafka_events_become_clickhouse_alerts_and_signed_webhooks() {
     let dir = tempfile::tempdir().unwrap();
     let traffic = common::attack_traffic(25, 15);
     let topic = unique("events");
-    let produced = produce(&brokers, &topic, &traffic).await;
+    let mut produced = produce(&brokers, &topic, &traffic).await;
+    // A poison message: it must land in the dead letters and the stream must go on.
+    produced += produce_lines(&brokers, &topic, [("poison", "{\"type\":\"api\",")])
+        .await
+        .unwrap();
     let (hook_url, mut deliveries) = common::start_receiver().await;
     std::env::set_var(common::WEBHOOK_SECRET_ENV, common::WEBHOOK_SECRET);
 
@@ -130,6 +134,13 @@ async fn kafka_events_become_clickhouse_alerts_and_signed_webhooks() {
 
     let stats = caught_up(&mut progress, produced).await;
     assert!(stats.decisions > 0, "no decisions: {stats:?}");
+    assert_eq!(stats.parse_error_total(), 1);
+    let dead = std::fs::read_to_string(config.dead_letter_path()).unwrap();
+    let letter: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(letter["reason"], "truncated");
+    assert_eq!(letter["position"]["source"], "kafka");
+    assert_eq!(letter["position"]["topic"], topic.as_str());
+    assert!(letter["position"]["offset"].as_i64().is_some());
     // Every decision reaches the receiver, signed; retries may repeat one, never lose it.
     let mut keys = HashSet::new();
     tokio::time::timeout(DEADLINE, async {

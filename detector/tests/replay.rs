@@ -54,24 +54,46 @@ async fn replay_alerts_on_every_injected_attack_with_explanations() {
 }
 
 #[tokio::test]
-async fn bad_lines_are_dead_lettered_with_reason_and_position_and_the_rest_goes_on() {
+async fn every_class_of_bad_line_is_dead_lettered_with_reason_and_position() {
     let dir = tempfile::tempdir().unwrap();
     let traffic = common::attack_traffic(20, 10);
     let good = dir.path().join("good.jsonl");
     outrider_datasets::write_events_jsonl(&good, &traffic).unwrap();
+    let valid = r#"{"type":"api","ts":"2026-11-02T10:00:00Z","request_id":"r","method":"GET","path":"/","status":200,"client_ip":"192.0.2.1"}"#;
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"{\"type\":\"api\",\"ts\":".to_vec(), "truncated"),
+        (b"not json at all".to_vec(), "malformed_json"),
+        (b"\xff\xfe".to_vec(), "invalid_utf8"),
+        (b"   ".to_vec(), "empty"),
+        (valid.replace("200", "\"ok\"").into_bytes(), "wrong_type"),
+        (
+            valid.replace(r#""method":"GET","#, "").into_bytes(),
+            "missing_field",
+        ),
+        (
+            valid.replace("192.0.2.1", "not-an-ip").into_bytes(),
+            "invalid_value",
+        ),
+        (
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(5000)).into_bytes(),
+            "oversized",
+        ),
+    ];
     let mut bytes = std::fs::read(&good).unwrap();
-    bytes.extend_from_slice(b"{\"type\":\"api\",\"ts\":\n");
-    bytes.extend_from_slice(b"not json at all\n");
-    bytes.extend_from_slice(b"\xff\xfe\n");
+    for (line, _) in &bad {
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+    }
     let input = dir.path().join("mixed.jsonl");
     std::fs::write(&input, bytes).unwrap();
-    let config = replay_config(dir.path(), input);
+    let mut config = replay_config(dir.path(), input);
+    config.source.max_line_bytes = 4096;
 
     let summary = service::run(&config, std::future::pending()).await.unwrap();
     let n = traffic.events.len() as u64;
-    assert_eq!(summary.stats.records, n + 3);
-    assert_eq!(summary.stats.events, n);
-    assert_eq!(summary.stats.parse_error_total(), 3);
+    assert_eq!(summary.stats.records, n + bad.len() as u64);
+    assert_eq!(summary.stats.events, n, "the good lines all went on");
+    assert_eq!(summary.stats.parse_error_total(), bad.len() as u64);
     let letters: Vec<serde_json::Value> = std::fs::read_to_string(config.dead_letter_path())
         .unwrap()
         .lines()
@@ -81,9 +103,17 @@ async fn bad_lines_are_dead_lettered_with_reason_and_position_and_the_rest_goes_
         .iter()
         .map(|l| l["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["truncated", "malformed_json", "invalid_utf8"]);
-    assert_eq!(letters[0]["position"]["line"], n + 1);
-    assert_eq!(letters[2]["raw_hex"], "fffe");
+    let expected: Vec<_> = bad.iter().map(|(_, r)| *r).collect();
+    assert_eq!(reasons, expected);
+    for (i, letter) in letters.iter().enumerate() {
+        assert_eq!(letter["position"]["source"], "file");
+        assert_eq!(letter["position"]["line"], n + 1 + i as u64);
+        assert_eq!(summary.stats.parse_errors[expected[i]], 1);
+    }
+    assert_eq!(
+        letters[2]["raw_hex"], "fffe",
+        "invalid UTF-8 is kept byte for byte"
+    );
 }
 
 #[tokio::test]

@@ -45,10 +45,8 @@
 
 use serde::Deserialize;
 
-use super::fields::{path_of, present};
-use super::kong::{
-    bytes, derived_request_id, ip, number, refuse_non_object, status, time, Scalar, Text,
-};
+use super::fields::{derived_request_id, path_of, present};
+use super::kong::{bytes, ip, number, refuse_non_object, status, time, Scalar, Text};
 use super::{check_line, classify, Format, LineParser, ParseError, Parsed, ParserContext};
 use crate::event::{ApiEvent, Event};
 use crate::identity::Credentials;
@@ -118,8 +116,10 @@ impl AwsApigwParser {
         });
         Ok(ApiEvent {
             ts,
-            request_id: first_text(&[&rec.extended_request_id, &rec.request_id])
-                .map_or_else(|| derived_request_id(Format::AwsApigw, line), str::to_owned),
+            request_id: first_text(&[&rec.extended_request_id, &rec.request_id]).map_or_else(
+                || derived_request_id(Format::AwsApigw, line.as_bytes()),
+                str::to_owned,
+            ),
             route,
             method: method.to_owned(),
             path: path.to_owned(),

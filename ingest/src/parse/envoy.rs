@@ -42,9 +42,10 @@ use std::net::IpAddr;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::fields::{self, present};
+use super::fields::{self, derived_request_id, present};
 use super::{
-    check_line, classify, Format, LineParser, ParseError, ParseErrorReason, Parsed, ParserContext,
+    check_line_bytes, utf8_or, Format, LineParser, ParseError, ParseErrorReason, Parsed,
+    ParserContext,
 };
 use crate::event::{ApiEvent, Event, EventTime};
 use crate::identity::{Credentials, Identified};
@@ -67,14 +68,14 @@ impl LineParser for EnvoyParser {
     }
 
     fn parse(&self, line: &[u8]) -> Result<Parsed, ParseError> {
-        let text = check_line(line, self.ctx.max_line_bytes)?;
-        let r: EnvoyRecord<'_> = parse_slots(text)?;
-        self.event(&r, text)
+        let bytes = check_line_bytes(line, self.ctx.max_line_bytes)?;
+        let r: EnvoyRecord<'_> = parse_slots(bytes)?;
+        self.event(&r, bytes)
     }
 }
 
 impl EnvoyParser {
-    fn event(&self, r: &EnvoyRecord<'_>, line: &str) -> Result<Parsed, ParseError> {
+    fn event(&self, r: &EnvoyRecord<'_>, line: &[u8]) -> Result<Parsed, ParseError> {
         let ts = required_time("start_time", &r.start_time)?;
         let (Some(method), Some(target)) = (
             required_text("method", &r.method)?,
@@ -384,17 +385,6 @@ pub(crate) fn peer_ip(field: &str, v: &str) -> Result<IpAddr, ParseError> {
         .ok_or_else(|| ParseError::invalid(field, format_args!("not an IP address: {v:?}")))
 }
 
-/// A stable request id for records that carry none: the format and a 64-bit FNV-1a hash of
-/// the line. Identical lines get identical ids, which is right: they are indistinguishable.
-pub(crate) fn derived_request_id(format: Format, line: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in line.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{format}-{h:016x}")
-}
-
 /// A record type whose known keys are kept as [`Scalar`]s. Unknown keys are skipped unread;
 /// a key that appears twice (or under two aliases) keeps its last value.
 pub(crate) trait Slots<'a>: Default {
@@ -403,18 +393,20 @@ pub(crate) trait Slots<'a>: Default {
 }
 
 /// Reads one JSON object into `T`, borrowing strings from `text`.
-pub(crate) fn parse_slots<'a, T: Slots<'a>>(text: &'a str) -> Result<T, ParseError> {
+pub(crate) fn parse_slots<'a, T: Slots<'a>>(line: &'a [u8]) -> Result<T, ParseError> {
     // A text log line often starts with `[` (Envoy's default format): call it malformed JSON,
     // not a JSON array of the wrong type.
-    if !text.trim_start().starts_with('{') {
+    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ParseError::new(
             ParseErrorReason::MalformedJson,
             "not a JSON object",
         ));
     }
-    serde_json::from_str::<SlotsOf<T>>(text)
+    // From bytes: serde_json checks UTF-8 inside strings as it reads them, which spares a
+    // separate pass over the whole line.
+    serde_json::from_slice::<SlotsOf<T>>(line)
         .map(|s| s.0)
-        .map_err(classify)
+        .map_err(|e| utf8_or(line, e))
 }
 
 struct SlotsOf<T>(T);

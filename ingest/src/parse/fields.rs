@@ -37,6 +37,18 @@ pub fn latency_ms(field: &str, ms: f64) -> Result<f32, ParseError> {
     }
 }
 
+/// A stable request id for a record that logged none: the format and a 64-bit FNV-1a hash
+/// of the line (stable across runs and platforms, unlike `DefaultHasher`). Identical lines
+/// get identical ids, which is right: they are indistinguishable.
+pub fn derived_request_id(format: super::Format, line: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in line {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{format}-{h:016x}")
+}
+
 /// `None` for absent values as logs write them: empty or `-`.
 pub fn present(v: Option<&str>) -> Option<&str> {
     v.filter(|s| !s.is_empty() && *s != "-")

@@ -45,7 +45,8 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::fields::{
-    checked_time, epoch_number, latency_ms, parse_bytes, parse_status, parse_time, path_of, present,
+    checked_time, derived_request_id, epoch_number, latency_ms, parse_bytes, parse_status,
+    parse_time, path_of, present,
 };
 use super::{check_line, classify, Format, LineParser, ParseError, Parsed, ParserContext};
 use crate::event::{ApiEvent, Event, EventTime};
@@ -196,7 +197,10 @@ impl KongLine<'_> {
             .or_else(|| first(response_headers.and_then(|h| h.x_kong_request_id.as_ref())))
             .or_else(|| first(headers.and_then(|h| h.kong_request_id.as_ref())))
             .or_else(|| first(headers.and_then(|h| h.x_request_id.as_ref())))
-            .map_or_else(|| derived_request_id(Format::Kong, line), str::to_owned)
+            .map_or_else(
+                || derived_request_id(Format::Kong, line.as_bytes()),
+                str::to_owned,
+            )
     }
 }
 
@@ -456,17 +460,6 @@ pub(crate) fn refuse_non_object(text: &str) -> Result<(), ParseError> {
         Ok(_) => Err(ParseError::wrong_type("line", "a JSON object")),
         Err(e) => Err(classify(e)),
     }
-}
-
-/// A stable request id for a record that logged none: the format and a 64-bit FNV-1a hash
-/// of the line (stable across runs and platforms, unlike `DefaultHasher`).
-pub(crate) fn derived_request_id(format: Format, line: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in line.as_bytes() {
-        hash ^= u64::from(*b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{format}-{hash:016x}")
 }
 
 /// A required event time: a number (epoch s/ms/us, told apart by magnitude) or any

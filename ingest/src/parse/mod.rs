@@ -246,6 +246,18 @@ impl LineParser for CanonicalParser {
 
 /// The checks every format starts with: line ending trimmed, size cap, blank, UTF-8.
 pub fn check_line(line: &[u8], max_bytes: usize) -> Result<&str, ParseError> {
+    let line = check_line_bytes(line, max_bytes)?;
+    std::str::from_utf8(line).map_err(|e| {
+        ParseError::new(
+            ParseErrorReason::InvalidUtf8,
+            format!("at byte {}", e.valid_up_to()),
+        )
+    })
+}
+
+/// [`check_line`] without the UTF-8 pass, for parsers whose JSON reader validates the
+/// strings it reads anyway (see [`utf8_or`] for the reason when it fails).
+pub fn check_line_bytes(line: &[u8], max_bytes: usize) -> Result<&[u8], ParseError> {
     let line = trim_line_end(line);
     if line.len() > max_bytes {
         return Err(ParseError::new(
@@ -256,12 +268,19 @@ pub fn check_line(line: &[u8], max_bytes: usize) -> Result<&str, ParseError> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::new(ParseErrorReason::Empty, "blank line"));
     }
-    std::str::from_utf8(line).map_err(|e| {
-        ParseError::new(
+    Ok(line)
+}
+
+/// The error for a line a byte-level JSON reader refused: invalid UTF-8 when the line is,
+/// so the reason is the same whichever reader a format uses.
+pub fn utf8_or(line: &[u8], e: serde_json::Error) -> ParseError {
+    match std::str::from_utf8(line) {
+        Ok(_) => classify(e),
+        Err(u) => ParseError::new(
             ParseErrorReason::InvalidUtf8,
-            format!("at byte {}", e.valid_up_to()),
-        )
-    })
+            format!("at byte {}", u.valid_up_to()),
+        ),
+    }
 }
 
 pub fn trim_line_end(mut line: &[u8]) -> &[u8] {

@@ -38,11 +38,12 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use super::envoy::{
-    derived_request_id, float, http_status, parse_slots, peer_ip, text, uint, Scalar, Slots,
+use super::envoy::{float, http_status, parse_slots, peer_ip, text, uint, Scalar, Slots};
+use super::fields::{self, derived_request_id, present};
+use super::{
+    check_line, check_line_bytes, Format, LineParser, ParseError, ParseErrorReason, Parsed,
+    ParserContext,
 };
-use super::fields::{self, present};
-use super::{check_line, Format, LineParser, ParseError, ParseErrorReason, Parsed, ParserContext};
 use crate::event::{ApiEvent, Event, EventTime};
 use crate::identity::Credentials;
 
@@ -64,9 +65,9 @@ impl LineParser for NginxJsonParser {
     }
 
     fn parse(&self, line: &[u8]) -> Result<Parsed, ParseError> {
-        let text = check_line(line, self.ctx.max_line_bytes)?;
-        let r: NginxRecord<'_> = parse_slots(text)?;
-        json_event(&self.ctx, &r, text)
+        let bytes = check_line_bytes(line, self.ctx.max_line_bytes)?;
+        let r: NginxRecord<'_> = parse_slots(bytes)?;
+        json_event(&self.ctx, &r, bytes)
     }
 }
 
@@ -117,7 +118,7 @@ fn build(
     ctx: &ParserContext,
     a: Access<'_>,
     creds: Credentials<'_>,
-    line: &str,
+    line: &[u8],
 ) -> Result<Parsed, ParseError> {
     let identified = ctx.identity.identify(&Credentials {
         peer_ip: Some(a.peer),
@@ -252,7 +253,7 @@ impl<'a> Slots<'a> for NginxRecord<'a> {
     }
 }
 
-fn json_event(ctx: &ParserContext, r: &NginxRecord<'_>, line: &str) -> Result<Parsed, ParseError> {
+fn json_event(ctx: &ParserContext, r: &NginxRecord<'_>, line: &[u8]) -> Result<Parsed, ParseError> {
     let ts = json_time(r)?;
     let request = json_request(r)?;
     let status = match uint(&r.status, "status")? {
@@ -467,7 +468,7 @@ fn combined_event(ctx: &ParserContext, c: &Combined<'_>, line: &str) -> Result<P
         forwarded_for: forwarded_for.as_deref(),
         ..Credentials::default()
     };
-    build(ctx, access, creds, line)
+    build(ctx, access, creds, line.as_bytes())
 }
 
 /// Decodes what NGINX (`\xHH`, for `"`, `\`, control and non-ASCII bytes) and Apache (`\"`,
