@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use outrider_detector::config::SourceKind;
-use outrider_detector::normalize::Normalizer;
+use outrider_detector::normalize::normalize_file;
 use outrider_ingest::parse::Format;
+use outrider_ingest::ParseErrorReason;
 
 use crate::config;
 
@@ -42,22 +42,20 @@ pub fn run(args: InventoryArgs) -> Result<()> {
         println!("{saved}");
         return Ok(());
     };
-    config.source.kind = SourceKind::File;
-    config.source.path.clone_from(&input);
     if let Some(f) = args.format {
         config.source.format = f;
     }
     config.source.routes.openapi.extend(args.openapi);
-    let mut normalizer = Normalizer::new(&config.source)?;
-    let text = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
-    let stream = input.display().to_string();
     let (mut records, mut refused) = (0u64, 0u64);
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        records += 1;
-        if normalizer.normalize(line, &stream).is_err() {
+    let normalizer = normalize_file(&input, &config.source, |outcome| match outcome {
+        // Blank lines are not records here.
+        Err(e) if e.reason == ParseErrorReason::Empty => {}
+        Err(_) => {
+            records += 1;
             refused += 1;
         }
-    }
+        Ok(_) => records += 1,
+    })?;
     let report = normalizer.inventory().report();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

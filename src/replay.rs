@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use outrider_ingest::identity::{IdentityConfig, IdentityExtractor};
-use outrider_ingest::parse::{build_parser, Format, ParserContext, DEFAULT_MAX_LINE_BYTES};
+use outrider_ingest::parse::{
+    build_parser, trim_line_end, Format, ParserContext, DEFAULT_MAX_LINE_BYTES,
+};
 use outrider_ingest::source::kafka::{ensure_topic, LineProducer};
-use outrider_ingest::Parsed;
-use tokio::io::AsyncBufReadExt;
+use outrider_ingest::source::FileSource;
+use outrider_ingest::{Batch, Parsed, Source};
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -50,24 +52,23 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     let parser = build_parser(args.format, &ctx, None)?;
     ensure_topic(&args.brokers, &args.topic, args.partitions).await?;
     let mut producer = LineProducer::new(&args.brokers)?;
-    let mut lines = open(&args.input).await?.split(b'\n');
+    let mut source = FileSource::open(&args.input).await?;
     let started = Instant::now();
     let mut sent = 0u64;
-    while let Some(line) = lines
-        .next_segment()
-        .await
-        .context("cannot read the input")?
-    {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    while let Batch::Records(records) = source.next_batch(4096).await? {
+        for record in records {
+            let line = trim_line_end(&record.payload);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let key = match parser.parse(line) {
+                Ok(Parsed::Event(e)) => Some(e.identity_key()),
+                _ => None,
+            };
+            producer.send(&args.topic, key.as_deref(), line).await?;
+            sent += 1;
+            pace(args.rate, sent, started).await;
         }
-        let key = match parser.parse(&line) {
-            Ok(Parsed::Event(e)) => Some(e.identity_key()),
-            _ => None,
-        };
-        producer.send(&args.topic, key.as_deref(), &line).await?;
-        sent += 1;
-        pace(args.rate, sent, started).await;
     }
     let delivered = producer.finish().await?;
     let secs = started.elapsed().as_secs_f64();
@@ -88,15 +89,4 @@ async fn pace(rate: u64, sent: u64, started: Instant) {
     if let Some(ahead) = due.checked_sub(started.elapsed()) {
         tokio::time::sleep(ahead).await;
     }
-}
-
-async fn open(path: &PathBuf) -> Result<Box<dyn tokio::io::AsyncBufRead + Unpin + Send>> {
-    Ok(if path.as_os_str() == "-" {
-        Box::new(tokio::io::BufReader::new(tokio::io::stdin()))
-    } else {
-        let file = tokio::fs::File::open(path)
-            .await
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        Box::new(tokio::io::BufReader::with_capacity(256 * 1024, file))
-    })
 }

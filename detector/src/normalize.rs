@@ -66,10 +66,15 @@ impl Normalizer {
         let mut parsed = parser.parse(payload)?;
         if let Parsed::Event(Event::Api(e)) = &mut parsed {
             let resolved = self.routes.resolve(&e.method, &e.path);
-            // A template the log carried (AWS `resourcePath`) beats a learned one; the
-            // API's own spec beats both.
-            let from_log = e.route != outrider_ingest::route::template(&e.path);
-            if resolved.source == RouteSource::OpenApi || !from_log {
+            // The API's own spec beats everything; a learned template replaces the parser's
+            // heuristic one but not a template the log carried (AWS `resourcePath`); the
+            // heuristic is what the parser already wrote.
+            let replace = match resolved.source {
+                RouteSource::OpenApi => true,
+                RouteSource::Learned => e.route == outrider_ingest::route::template(&e.path),
+                RouteSource::Heuristic => false,
+            };
+            if replace {
                 e.route.clone_from(&resolved.route);
             }
             self.inventory.observe(e, &resolved);
@@ -83,6 +88,38 @@ impl Normalizer {
 
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+}
+
+/// Reads a file line by line through a normalizer built for it (`auto` resolved from its
+/// first lines), handing each record's outcome to `each`; returns the normalizer, whose
+/// inventory then covers the file.
+pub fn normalize_file(
+    path: &Path,
+    source: &SourceConfig,
+    mut each: impl FnMut(Result<Parsed, ParseError>),
+) -> Result<Normalizer> {
+    use std::io::BufRead;
+    let io = |source| {
+        Error::Source(outrider_ingest::Error::Io {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut source = source.clone();
+    source.kind = SourceKind::File;
+    source.path = path.to_owned();
+    let mut normalizer = Normalizer::new(&source)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let stream = path.display().to_string();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+            return Ok(normalizer);
+        }
+        each(normalizer.normalize(&line, &stream));
     }
 }
 

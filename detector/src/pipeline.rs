@@ -221,7 +221,6 @@ impl Pipeline {
             let partition = record.position.partition();
             let chunk = chunks.entry(partition.clone()).or_insert((offset, None));
             chunk.0 = chunk.0.max(offset);
-            let mut event_time = None;
             match self
                 .parts
                 .normalizer
@@ -236,7 +235,6 @@ impl Pipeline {
                         Observed::Accepted => {
                             let ts = event.ts().millis();
                             chunk.1 = Some(chunk.1.map_or(ts, |t: i64| t.max(ts)));
-                            event_time = Some(ts);
                         }
                         Observed::Late => self.stats.late_events += 1,
                         Observed::Ignored => self.stats.ignored_events += 1,
@@ -254,7 +252,6 @@ impl Pipeline {
                     dead += 1;
                 }
             }
-            self.watermarks.observe(&partition, event_time, now);
         }
         if dead > 0 {
             // Dead letters are on disk before the offsets that skip them can be committed.
@@ -262,6 +259,9 @@ impl Pipeline {
             tracing::warn!(count = dead, "records refused; see the dead-letter file");
         }
         for (partition, (last_offset, pending)) in chunks {
+            // The chunk's newest pending time is the partition's newest event time in this
+            // batch: the watermark needs no per-record update.
+            self.watermarks.observe(&partition, pending, now);
             self.commits.record(partition, last_offset, pending);
         }
         Ok(())

@@ -2,7 +2,6 @@
 //! model is trained on exactly the features it will score.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 
 use ndarray::Array2;
@@ -10,9 +9,9 @@ use outrider_features::{FeatureExtractor, FeatureRow, WindowConfig, FEATURE_COUN
 use outrider_ingest::{Event, Parsed};
 use outrider_models::{FeatureSchema, TrainOptions, TrainedModel};
 
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::SourceConfig;
 use crate::error::{Error, Result};
-use crate::normalize::Normalizer;
+use crate::normalize::normalize_file;
 
 /// The schema of the features this build computes.
 pub fn feature_schema() -> FeatureSchema {
@@ -57,34 +56,16 @@ pub fn feature_table_from_file(
     source: &SourceConfig,
     window: &WindowConfig,
 ) -> Result<FeatureTable> {
-    let io = |source| {
-        Error::Source(outrider_ingest::Error::Io {
-            path: path.to_owned(),
-            source,
-        })
-    };
-    let mut source = source.clone();
-    source.kind = SourceKind::File;
-    source.path = path.to_owned();
-    let mut normalizer = Normalizer::new(&source)?;
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
-    let stream = path.display().to_string();
     let mut table = FeatureTable::default();
     let mut events = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
-            break;
-        }
+    normalize_file(path, source, |outcome| {
         table.records += 1;
-        match normalizer.normalize(&line, &stream) {
+        match outcome {
             Ok(Parsed::Event(e)) => events.push(e),
             Ok(Parsed::Skipped(_)) => table.skipped += 1,
             Err(e) => *table.parse_errors.entry(e.reason.to_string()).or_default() += 1,
         }
-    }
+    })?;
     table.rows = feature_rows(&events, window)?;
     Ok(table)
 }

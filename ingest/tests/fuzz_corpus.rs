@@ -6,14 +6,12 @@
 //! target or a lost corpus cannot pass silently.
 #![allow(clippy::unwrap_used)] // test code
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use outrider_ingest::identity::{IdentityConfig, IdentityExtractor};
-use outrider_ingest::parse::{
-    build_parser, Format, LineParser, MappingConfig, ParserContext, DEFAULT_MAX_LINE_BYTES,
-};
+use outrider_ingest::parse::{build_parser, Format, LineParser, MappingConfig};
 use outrider_ingest::Parsed;
 use serde::Deserialize;
 
@@ -36,18 +34,6 @@ fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
 }
 
-/// As in `fuzz/src/lib.rs` (and the golden tests).
-fn context() -> ParserContext {
-    let config = IdentityConfig {
-        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
-        ..IdentityConfig::default()
-    };
-    ParserContext {
-        identity: Arc::new(IdentityExtractor::with_key(&config, b"golden-key")),
-        max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-    }
-}
-
 #[derive(Deserialize)]
 struct Case {
     mapping: Option<MappingConfig>,
@@ -55,7 +41,7 @@ struct Case {
 
 fn parsers(format: Format) -> Vec<Box<dyn LineParser>> {
     if format != Format::Mapping {
-        return vec![build_parser(format, &context(), None).unwrap()];
+        return vec![build_parser(format, &common::fixed_context(), None).unwrap()];
     }
     MAPPING_CASES
         .iter()
@@ -65,7 +51,7 @@ fn parsers(format: Format) -> Vec<Box<dyn LineParser>> {
                 .join(case)
                 .join("case.toml");
             let case: Case = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-            build_parser(format, &context(), case.mapping.as_ref()).unwrap()
+            build_parser(format, &common::fixed_context(), case.mapping.as_ref()).unwrap()
         })
         .collect()
 }

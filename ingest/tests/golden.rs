@@ -7,13 +7,11 @@
 //! name contains `<case>` (`UPDATE_GOLDEN=all` for every case), then review the diff.
 #![allow(clippy::unwrap_used)] // test code
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-use outrider_ingest::identity::{IdentityConfig, IdentityExtractor};
-use outrider_ingest::parse::{
-    build_parser, Format, MappingConfig, ParserContext, DEFAULT_MAX_LINE_BYTES,
-};
+use std::path::{Path, PathBuf};
+
+use outrider_ingest::parse::{build_parser, Format, MappingConfig};
 use outrider_ingest::Parsed;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -23,18 +21,6 @@ use serde_json::{json, Value};
 struct Case {
     format: Format,
     mapping: Option<MappingConfig>,
-}
-
-/// The identity settings every golden case is parsed with.
-pub fn golden_context() -> ParserContext {
-    let config = IdentityConfig {
-        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
-        ..IdentityConfig::default()
-    };
-    ParserContext {
-        identity: Arc::new(IdentityExtractor::with_key(&config, b"golden-key")),
-        max_line_bytes: DEFAULT_MAX_LINE_BYTES,
-    }
 }
 
 fn outcome(result: Result<Parsed, outrider_ingest::ParseError>) -> Value {
@@ -64,7 +50,8 @@ fn every_format_parses_its_fixtures_to_the_golden_outputs() {
     for dir in &cases {
         let case: Case =
             toml::from_str(&std::fs::read_to_string(dir.join("case.toml")).unwrap()).unwrap();
-        let parser = build_parser(case.format, &golden_context(), case.mapping.as_ref()).unwrap();
+        let parser =
+            build_parser(case.format, &common::fixed_context(), case.mapping.as_ref()).unwrap();
         let input = std::fs::read(dir.join("input.log")).unwrap();
         let got: Vec<String> = input
             .split_inclusive(|b| *b == b'\n')
