@@ -26,7 +26,8 @@ pub enum Error {
         #[source]
         source: clickhouse::error::Error,
     },
-    /// A webhook delivery failed. `status` is the HTTP status when there was a response.
+    /// A delivery to a target failed (transport error, 5xx, ...). `status` is the HTTP
+    /// status when there was a response; `retryable` says whether backing off can help.
     #[error("delivery to {target} failed after {attempts} attempt(s): {message}")]
     Delivery {
         target: String,
@@ -35,6 +36,20 @@ pub enum Error {
         retryable: bool,
         message: String,
     },
+    /// A receiver answered that it will never accept this delivery (an RFC 8935 `400`
+    /// with an `err` code, an RFC 7009 `unsupported_token_type`, ...). The outbox records
+    /// it as a permanent failure instead of retrying forever. `code` is the receiver's
+    /// error code when it sent one.
+    #[error("{target} rejected the delivery ({}): {message}", status.map_or_else(|| "no status".to_owned(), |s| s.to_string()))]
+    Rejected {
+        target: String,
+        status: Option<u16>,
+        code: Option<String>,
+        message: String,
+    },
+    /// Signing a JWT failed (a key that loaded but cannot sign: should not happen).
+    #[error("signing failed: {0}")]
+    Signing(String),
     /// Bad configuration (missing secret variable, invalid name, ...): fix and restart.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -63,10 +78,20 @@ impl Error {
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Serde(_)
+            | Error::Rejected { .. }
+            | Error::Signing(_)
             | Error::Config(_)
             | Error::InvalidData(_)
             | Error::NotFound { .. }
             | Error::Join(_) => false,
+        }
+    }
+
+    /// The HTTP status of a failed delivery, when there was an answer.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Delivery { status, .. } | Error::Rejected { status, .. } => *status,
+            _ => None,
         }
     }
 

@@ -179,6 +179,93 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// Facts that travel with a decision to the targets that need them, beside the decision
+/// rather than in it (they are not part of its id, its stored record or its webhook body).
+///
+/// Outrider itself never sees raw tokens (it keys tokens by `jti` + `aud`, else a keyed
+/// hash), but RFC 7009 revocation needs the token string. When the gateway passes it
+/// along, the caller puts it in [`DecisionContext::token`]; the outbox keeps it in a
+/// separate table only until the decision has reached a final state for every target,
+/// and it never appears in logs, `Debug` output or delivery records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionContext {
+    /// The subject as the identity provider knows it, for Security Event Tokens. When
+    /// absent, SET targets derive one from the decision's scope and value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectId>,
+    /// What kind of token [`DecisionContext::token`] is (RFC 7009 `token_type_hint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type_hint: Option<TokenTypeHint>,
+    /// The raw token, only when the gateway passed it. Never serialized with the context.
+    #[serde(skip)]
+    pub token: Option<TokenValue>,
+}
+
+impl DecisionContext {
+    /// Whether the context carries nothing.
+    pub fn is_empty(&self) -> bool {
+        self.subject.is_none() && self.token_type_hint.is_none() && self.token.is_none()
+    }
+}
+
+/// A raw token string. Its `Debug` output is redacted and it does not implement
+/// `Display` or `Serialize`, so it cannot end up in a log line or a record by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenValue(String);
+
+impl TokenValue {
+    pub fn new(token: impl Into<String>) -> Self {
+        TokenValue(token.into())
+    }
+
+    /// The token itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TokenValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenValue(<redacted>)")
+    }
+}
+
+/// RFC 7009 `token_type_hint` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenTypeHint {
+    AccessToken,
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenTypeHint::AccessToken => "access_token",
+            TokenTypeHint::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// An RFC 9493 subject identifier, as carried in a Security Event Token's `sub_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SubjectId {
+    /// `{"format":"opaque","id":...}`: an identifier only the issuer can interpret.
+    Opaque { id: String },
+    /// `{"format":"email","email":...}`
+    Email { email: String },
+    /// `{"format":"iss_sub","iss":...,"sub":...}`: the OpenID Connect issuer and subject.
+    IssSub { iss: String, sub: String },
+    /// `{"format":"phone_number","phone_number":...}` (E.164)
+    PhoneNumber { phone_number: String },
+    /// `{"format":"account","uri":"acct:..."}`
+    Account { uri: String },
+    /// `{"format":"uri","uri":...}`
+    Uri { uri: String },
+}
+
 /// Filter for [`crate::AlertStore::alerts`]. Results are newest `window_end` first.
 ///
 /// `since` is inclusive and `until` exclusive, both on `window_end`.
