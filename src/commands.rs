@@ -47,11 +47,58 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
     let n = outrider_datasets::write_events_jsonl(&args.output, &dataset)?;
     let labels = args.output.with_extension("labels.jsonl");
     outrider_datasets::write_labels_jsonl(&labels, &dataset)?;
+    let campaigns = args.output.with_extension("campaigns.json");
+    outrider_datasets::write_campaigns_json(&campaigns, &dataset)?;
     println!(
-        "wrote {n} events to {} ({} attack campaigns; labels in {})",
+        "wrote {n} events to {} ({} attack campaigns in {}; labels in {})",
         args.output.display(),
         dataset.campaigns.len(),
+        campaigns.display(),
         labels.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Events in the configured source format (canonical JSON lines by default).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// The Parquet feature table to write.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Campaigns (as `outrider generate` writes them) to label the rows with.
+    #[arg(long)]
+    pub campaigns: Option<PathBuf>,
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Computes feature rows with the detector's own extractor and writes them as Parquet.
+pub fn features(args: FeaturesArgs) -> Result<()> {
+    let config = config::load(args.config.as_deref())?;
+    let table = training::feature_table_from_file(&args.input, &config.source, &config.features)?;
+    let campaigns: Vec<outrider_datasets::Campaign> = match &args.campaigns {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a campaigns file", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let n = outrider_datasets::write_features_parquet(&args.output, &table.rows, &campaigns)?;
+    let labelled = outrider_datasets::label_rows(&table.rows, &campaigns)
+        .iter()
+        .filter(|l| l.is_some())
+        .count();
+    println!(
+        "wrote {n} feature rows ({} features, schema {}; {labelled} rows labelled with an attack) from {} records to {} (refused: {:?})",
+        outrider_features::FEATURE_COUNT,
+        outrider_features::SCHEMA_ID,
+        table.records,
+        args.output.display(),
+        table.parse_errors
     );
     Ok(())
 }

@@ -29,6 +29,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Write a labelled synthetic traffic set as canonical JSON lines.
     Generate(commands::GenerateArgs),
+    /// Compute feature rows from events and write them as a labelled Parquet table.
+    Features(commands::FeaturesArgs),
     /// Fit a model on benign traffic and write the model file.
     Train(commands::TrainArgs),
     /// Run the detector (file replay or Kafka, as configured).
@@ -58,6 +60,7 @@ fn main() -> Result<()> {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Generate(args) => commands::generate(args),
+            Command::Features(args) => commands::features(args),
             Command::Train(args) => commands::train(args),
             Command::Detect(args) => commands::detect(args).await,
             Command::Alerts(args) => commands::alerts(args).await,

@@ -19,6 +19,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Building or writing an Arrow/Parquet table failed.
+    #[error("cannot write the Parquet table {}: {reason}", path.display())]
+    Parquet { path: PathBuf, reason: String },
 }
 
 /// `Result` with this crate's [`Error`].

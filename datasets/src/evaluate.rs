@@ -42,6 +42,9 @@ pub struct EvaluationSummary {
     pub attacks_detected: u64,
     /// Detections that match no campaign.
     pub false_alerts: u64,
+    /// Detections on a campaign's related keys (e.g. accounts a stuffing run tried).
+    #[serde(default)]
+    pub related_alerts: u64,
     /// Distinct identity keys among the false alerts.
     pub false_alert_identities: u64,
 }
@@ -63,6 +66,13 @@ fn matches(c: &Campaign, d: &Detection, slack_ms: i64) -> bool {
     let lo = c.start_ms.saturating_sub(slack_ms);
     let hi = c.end_ms.saturating_add(slack_ms);
     d.identity_key == c.identity_key && d.window_start_ms <= hi && d.window_end_ms > lo
+}
+
+/// True when `d` names one of the campaign's related keys during its (widened) span.
+fn related(c: &Campaign, d: &Detection, slack_ms: i64) -> bool {
+    let lo = c.start_ms.saturating_sub(slack_ms);
+    let hi = c.end_ms.saturating_add(slack_ms);
+    c.related_keys.contains(&d.identity_key) && d.window_start_ms <= hi && d.window_end_ms > lo
 }
 
 /// Matches `detections` against `campaigns`; `slack_ms` (negative counts as 0) widens each
@@ -92,9 +102,15 @@ pub fn evaluate(
         })
         .collect();
     let mut false_alerts = 0u64;
+    let mut related_alerts = 0u64;
     let mut false_identities = BTreeSet::new();
     for d in detections {
-        if !campaigns.iter().any(|c| matches(c, d, slack_ms)) {
+        if campaigns.iter().any(|c| matches(c, d, slack_ms)) {
+            continue;
+        }
+        if campaigns.iter().any(|c| related(c, d, slack_ms)) {
+            related_alerts += 1;
+        } else {
             false_alerts += 1;
             false_identities.insert(d.identity_key.as_str());
         }
@@ -104,6 +120,7 @@ pub fn evaluate(
         attacks_detected: results.iter().filter(|r| r.detected).count() as u64,
         campaigns: results,
         false_alerts,
+        related_alerts,
         false_alert_identities: false_identities.len() as u64,
     }
 }
@@ -152,7 +169,15 @@ impl fmt::Display for EvaluationSummary {
             } else {
                 "identities"
             }
-        )
+        )?;
+        if self.related_alerts > 0 {
+            write!(
+                f,
+                "; {} more on accounts the attacks targeted",
+                self.related_alerts
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -165,6 +190,7 @@ mod tests {
             id,
             kind: AttackKind::Bola,
             identity_key: key.into(),
+            related_keys: Vec::new(),
             start_ms: start,
             end_ms: end,
             description: String::new(),
@@ -217,6 +243,26 @@ mod tests {
         assert!(!s.campaigns[0].detected);
         assert_eq!(s.campaigns[0].first_detection_ms, None);
         assert_eq!(s.attacks_detected, 0);
+    }
+
+    #[test]
+    fn alerts_on_related_keys_during_the_campaign_are_not_false() {
+        let mut c = campaign(1, "ip:198.51.100.7", 100_000, 400_000);
+        c.related_keys = vec!["sub:victim".into()];
+        let d = [
+            det("sub:victim", 150_000, 210_000),
+            det("sub:victim", 900_000, 960_000),
+        ];
+        let s = evaluate(&[c], &d, 0);
+        assert!(
+            !s.campaigns[0].detected,
+            "a related key does not detect the attack"
+        );
+        assert_eq!(s.related_alerts, 1);
+        assert_eq!(s.false_alerts, 1, "after the campaign it is a false alert");
+        assert!(s
+            .to_string()
+            .ends_with("; 1 more on accounts the attacks targeted"));
     }
 
     #[test]

@@ -135,6 +135,10 @@ pub struct Campaign {
     /// (`ApiEvent::identity_key`): `sub:<victim>` for a token replay, `sub:<attacker>` for a
     /// BOLA walk, `ip:<attacker ip>` for credential stuffing.
     pub identity_key: String,
+    /// Other keys the attack shows under: alerts on them during the campaign are its
+    /// consequences, not false alerts (the accounts a stuffing run tried, `sub:<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related_keys: Vec<String>,
     /// Event time of the campaign's first labelled event.
     pub start_ms: i64,
     /// Event time of the campaign's last labelled event.
@@ -821,6 +825,7 @@ struct CampaignDraft {
     id: u32,
     kind: AttackKind,
     identity_key: String,
+    related_keys: Vec<String>,
     description: String,
 }
 
@@ -996,6 +1001,7 @@ impl<'a> Generator<'a> {
                     id: d.id,
                     kind: d.kind,
                     identity_key: d.identity_key,
+                    related_keys: d.related_keys,
                     start_ms,
                     end_ms,
                     description: d.description,
@@ -1625,6 +1631,7 @@ impl<'a> Generator<'a> {
             id: plan.campaign,
             kind: AttackKind::TokenReplay,
             identity_key: format!("sub:{}", victim.subject),
+            related_keys: Vec::new(),
             description: format!(
                 "token replay: token {} of {} (session from {}) reused from {ip} ({ua}) \
                  while the victim is active",
@@ -1745,6 +1752,7 @@ impl<'a> Generator<'a> {
             id,
             kind: AttackKind::Bola,
             identity_key: format!("sub:{}", attacker.subject),
+            related_keys: Vec::new(),
             description: format!(
                 "BOLA walk: {} (own account {own}) from {ip} walks {walked} account ids \
                  from {base} upwards",
@@ -1805,6 +1813,7 @@ impl<'a> Generator<'a> {
             id,
             kind: AttackKind::CredentialStuffing,
             identity_key: format!("ip:{ip}"),
+            related_keys: tried.iter().map(|name| format!("sub:{name}")).collect(),
             description: format!(
                 "credential stuffing: {ip} tries {} user names in {} attempts, {hits} succeed",
                 tried.len(),

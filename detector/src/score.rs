@@ -55,18 +55,22 @@ fn alert_from(model: &TrainedModel, row: &FeatureRow, score: f32, now: DateTime<
         window_start: millis_to_utc(row.window_start_ms),
         window_end,
         identity: row.key.clone(),
-        apis: ctx.routes.clone(),
-        client_ips: ctx.client_ips.clone(),
-        token_ids: ctx.token_ids.clone(),
+        apis: strings(&ctx.routes),
+        client_ips: strings(&ctx.client_ips),
+        token_ids: strings(&ctx.token_ids),
         score: f64::from(score),
         threshold: f64::from(model.threshold()),
         severity: Severity::from_risk(f64::from(score), f64::from(model.threshold())),
         model_version: model.model_version().to_owned(),
         features,
-        evidence_request_ids: ctx.request_ids.clone(),
+        evidence_request_ids: strings(&ctx.request_ids),
         event_count: ctx.api_events + ctx.token_events,
         status: AlertStatus::Open,
     }
+}
+
+fn strings<T: ToString>(v: &[T]) -> Vec<String> {
+    v.iter().map(ToString::to_string).collect()
 }
 
 pub fn millis_to_utc(ms: i64) -> DateTime<Utc> {

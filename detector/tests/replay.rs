@@ -132,7 +132,7 @@ async fn a_model_trained_on_another_feature_schema_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("identity-v0") && err.contains("identity-v1"),
+        err.contains("identity-v0") && err.contains(outrider_features::SCHEMA_ID),
         "{err}"
     );
 }

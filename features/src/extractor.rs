@@ -1,25 +1,31 @@
-//! The per-identity window extractor.
+//! The streaming extractor: `observe(&event)` updates the state of every key the event
+//! touches (its identity, client IP, token and, through them, routes and object types);
+//! `advance(watermark)` emits the rows of every window that ended.
 //!
-//! Events are summed into hop-sized buckets per key; a window of `window / hop` consecutive
-//! buckets yields one [`FeatureRow`] when the watermark passes its end. Buckets no window
-//! still needs are evicted, so memory follows the active keys, not the history.
+//! Window ends are processed in order, and before the rows of an end `E` are computed,
+//! every bucket that no window from `E` on needs is folded into its key's profile and the
+//! shared tables. Baselines learn from the rows of `E` only after all of them exist. So a
+//! row depends on the events, never on how they were split into batches or ordered within
+//! the allowed lateness: replay and live detection compute identical vectors.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
 
+use outrider_ingest::route::is_object_id;
 use outrider_ingest::{ApiEvent, Event, TokenEvent, TokenEventKind};
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::hash::{hash32, seed};
+use crate::row::{Computed, Scratch};
 use crate::schema::{FeatureId, FEATURE_COUNT};
+use crate::state::{Bucket, IpState, KeyState, Sample, TokenState};
+use crate::tables::{Baselines, Markov, RouteNames};
 use crate::window::WindowConfig;
 
-/// How many routes, IPs, tokens and request ids a row keeps for the analyst.
-const CONTEXT_CAP: usize = 8;
-/// Request ids kept per bucket as evidence.
-const EVIDENCE_PER_BUCKET: usize = 4;
-/// Distinct values tracked exactly per bucket before counting saturates (HLL comes later).
-const DISTINCT_CAP: usize = 4096;
+/// The key that identities share once `max_tracked_keys` is reached.
+pub const OVERFLOW_KEY: &str = "overflow:untracked";
 
 /// The feature vector of one key for one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,15 +43,16 @@ impl FeatureRow {
     }
 }
 
-/// What an analyst needs to see behind a row: samples, not features.
+/// What an analyst needs to see behind a row: samples, not features. Shared strings, so
+/// that the rows which never alert cost no copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WindowContext {
     pub api_events: u64,
     pub token_events: u64,
-    pub routes: Vec<String>,
-    pub client_ips: Vec<String>,
-    pub token_ids: Vec<String>,
-    pub request_ids: Vec<String>,
+    pub routes: Vec<Arc<str>>,
+    pub client_ips: Vec<IpAddr>,
+    pub token_ids: Vec<Arc<str>>,
+    pub request_ids: Vec<Arc<str>>,
 }
 
 /// What [`FeatureExtractor::observe`] did with an event.
@@ -58,211 +65,285 @@ pub enum Observed {
     Ignored,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExtractorStats {
     pub accepted: u64,
     pub late: u64,
     pub ignored: u64,
     pub rows_emitted: u64,
-}
-
-#[derive(Debug, Default)]
-struct Bucket {
-    start_ms: i64,
-    api_events: u32,
-    token_events: u32,
-    status_4xx: u32,
-    status_401_403: u32,
-    bytes_out: u64,
-    login_failures: u32,
-    endpoints: Vec<u64>,
-    objects: Vec<u64>,
-    token_ips: Vec<(u64, u64)>,
-    token_runs: Vec<TokenRun>,
-    routes: Vec<String>,
-    client_ips: Vec<String>,
-    token_ids: Vec<String>,
-    request_ids: Vec<String>,
-}
-
-impl Bucket {
-    fn add_api(&mut self, e: &ApiEvent) {
-        self.api_events += 1;
-        if (400..500).contains(&e.status) {
-            self.status_4xx += 1;
-        }
-        if matches!(e.status, 401 | 403) {
-            self.status_401_403 += 1;
-        }
-        self.bytes_out = self.bytes_out.saturating_add(e.bytes_out);
-        insert_distinct(&mut self.endpoints, hash_of(&e.route));
-        for id in e.object_ids() {
-            insert_distinct(&mut self.objects, hash_of(id));
-        }
-        let ip = e.client_ip.to_string();
-        if let Some(token) = e.identity.token_id.as_deref().filter(|t| !t.is_empty()) {
-            let (token_hash, ip_hash) = (hash_of(token), hash_of(&ip));
-            insert_distinct(&mut self.token_ips, (token_hash, ip_hash));
-            self.note_token_use(token_hash, ip_hash);
-            insert_sample(&mut self.token_ids, token, CONTEXT_CAP);
-        }
-        insert_sample(&mut self.routes, &e.route, CONTEXT_CAP);
-        insert_sample(&mut self.client_ips, &ip, CONTEXT_CAP);
-        insert_sample(&mut self.request_ids, &e.request_id, EVIDENCE_PER_BUCKET);
-    }
-
-    fn note_token_use(&mut self, token: u64, ip: u64) {
-        if let Some(run) = self.token_runs.iter_mut().find(|r| r.token == token) {
-            if run.last_ip != ip {
-                run.switches += 1;
-                run.last_ip = ip;
-            }
-        } else if self.token_runs.len() < DISTINCT_CAP {
-            self.token_runs.push(TokenRun {
-                token,
-                first_ip: ip,
-                last_ip: ip,
-                switches: 0,
-            });
-        }
-    }
-
-    fn add_token(&mut self, e: &TokenEvent) {
-        self.token_events += 1;
-        if e.event == TokenEventKind::LoginFailure {
-            self.login_failures += 1;
-        }
-        insert_sample(&mut self.client_ips, &e.client_ip.to_string(), CONTEXT_CAP);
-    }
-}
-
-/// One token's uses within a bucket, in arrival order: enough to count IP changes across
-/// buckets without keeping every use.
-#[derive(Debug, Clone, Copy)]
-struct TokenRun {
-    token: u64,
-    first_ip: u64,
-    last_ip: u64,
-    switches: u32,
-}
-
-fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
-    // DefaultHasher::new() has fixed keys: stable within a build, which is all rows need.
-    let mut h = DefaultHasher::new();
-    v.hash(&mut h);
-    h.finish()
-}
-
-fn insert_distinct<T: PartialEq>(set: &mut Vec<T>, v: T) {
-    if set.len() < DISTINCT_CAP && !set.contains(&v) {
-        set.push(v);
-    }
-}
-
-fn insert_sample(samples: &mut Vec<String>, v: &str, cap: usize) {
-    if samples.len() < cap && !samples.iter().any(|s| s == v) {
-        samples.push(v.to_owned());
-    }
-}
-
-#[derive(Debug, Default)]
-struct KeyState {
-    /// Ordered by `start_ms`, no duplicates.
-    buckets: VecDeque<Bucket>,
-}
-
-impl KeyState {
-    fn bucket_mut(&mut self, start_ms: i64) -> &mut Bucket {
-        let idx = match self.buckets.back() {
-            Some(b) if b.start_ms == start_ms => self.buckets.len() - 1,
-            Some(b) if b.start_ms < start_ms => self.push_back(start_ms),
-            None => self.push_back(start_ms),
-            Some(_) => self.insert_sorted(start_ms),
-        };
-        &mut self.buckets[idx]
-    }
-
-    fn push_back(&mut self, start_ms: i64) -> usize {
-        self.buckets.push_back(Bucket {
-            start_ms,
-            ..Bucket::default()
-        });
-        self.buckets.len() - 1
-    }
-
-    fn insert_sorted(&mut self, start_ms: i64) -> usize {
-        match self.buckets.binary_search_by_key(&start_ms, |b| b.start_ms) {
-            Ok(i) => i,
-            Err(i) => {
-                self.buckets.insert(
-                    i,
-                    Bucket {
-                        start_ms,
-                        ..Bucket::default()
-                    },
-                );
-                i
-            }
-        }
-    }
+    /// Events of identities that arrived while the key cap was reached (they share
+    /// [`OVERFLOW_KEY`]).
+    pub overflowed_events: u64,
+    /// IPs and tokens not tracked because the key cap was reached.
+    pub untracked_keys: u64,
+    /// Keys forgotten after `idle_evict_secs` without events.
+    pub evicted_keys: u64,
 }
 
 /// Computes per-identity feature rows from events in event time.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureExtractor {
-    window_ms: i64,
-    hop_ms: i64,
-    lateness_ms: i64,
-    keys: HashMap<String, KeyState>,
-    max_ts: Option<i64>,
+    pub(crate) config: WindowConfig,
+    pub(crate) window_ms: i64,
+    pub(crate) hop_ms: i64,
+    pub(crate) identities: HashMap<String, KeyState>,
+    pub(crate) ips: HashMap<u32, IpState>,
+    pub(crate) tokens: HashMap<u32, TokenState>,
+    pub(crate) routes: RouteNames,
+    pub(crate) markov: Markov,
+    pub(crate) baselines: Baselines,
+    pub(crate) max_ts: Option<i64>,
+    /// Unfolded buckets by start: the identities, and the IPs, that have one. Emitting and
+    /// folding visit only these, never every tracked key.
+    pub(crate) pending: BTreeMap<i64, Vec<String>>,
+    pub(crate) ip_pending: BTreeMap<i64, Vec<u32>>,
     /// The end of the newest window emitted; nothing at or before it is emitted again.
-    emitted_until: Option<i64>,
-    stats: ExtractorStats,
+    pub(crate) emitted_until: Option<i64>,
+    pub(crate) stats: ExtractorStats,
 }
 
 impl FeatureExtractor {
     pub fn new(config: &WindowConfig) -> Result<Self> {
         config.check()?;
         Ok(Self {
+            config: config.clone(),
             window_ms: config.window_ms(),
             hop_ms: config.hop_ms(),
-            lateness_ms: config.lateness_ms(),
-            keys: HashMap::new(),
+            identities: HashMap::new(),
+            ips: HashMap::new(),
+            tokens: HashMap::new(),
+            routes: RouteNames::default(),
+            markov: Markov::default(),
+            baselines: Baselines::default(),
             max_ts: None,
+            pending: BTreeMap::new(),
+            ip_pending: BTreeMap::new(),
             emitted_until: None,
             stats: ExtractorStats::default(),
         })
     }
 
-    /// Adds one event to its key's current bucket.
+    pub fn config(&self) -> &WindowConfig {
+        &self.config
+    }
+
+    /// Adds one event to the state of every key it touches.
     pub fn observe(&mut self, event: &Event) -> Observed {
         let ts = event.ts().millis();
-        if matches!(event, Event::Token(t) if t.event != TokenEventKind::LoginFailure) {
-            self.stats.ignored += 1;
-            return Observed::Ignored;
-        }
         if self.emitted_until.is_some_and(|e| ts < e) {
             self.stats.late += 1;
             return Observed::Late;
         }
         let start = ts.div_euclid(self.hop_ms) * self.hop_ms;
-        let bucket = self
-            .keys
-            .entry(event.identity_key())
-            .or_default()
-            .bucket_mut(start);
-        match event {
-            Event::Api(e) => bucket.add_api(e),
-            Event::Token(e) => bucket.add_token(e),
+        let used = match event {
+            Event::Api(e) => {
+                self.observe_api(e, ts, start);
+                true
+            }
+            Event::Token(e) => self.observe_token(e, ts, start),
+        };
+        if !used {
+            self.stats.ignored += 1;
+            return Observed::Ignored;
         }
         self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
         self.stats.accepted += 1;
         Observed::Accepted
     }
 
+    fn observe_api(&mut self, e: &ApiEvent, ts: i64, start: i64) {
+        let key = e.identity_key();
+        let route = hash32(seed::ROUTE, e.route.as_bytes());
+        self.routes.intern(route, &e.route);
+        let (object, walk_id) = innermost_object(&e.path);
+        let ip = self.track_ip(e.client_ip, ts);
+        let token = e
+            .identity
+            .token_id
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map_or(0, |t| self.track_token(t, ts));
+        let sample = Sample {
+            offset_ms: offset(ts, start),
+            priority: priority(ts, &e.request_id, route, ip),
+            route,
+            object,
+            walk_id,
+            ip,
+            net: net_hash(e.client_ip),
+            user_agent: hash32(seed::USER_AGENT, e.user_agent.as_bytes()),
+            token,
+            bytes_out: u32::try_from(e.bytes_out).unwrap_or(u32::MAX),
+            latency_us: latency_us(e.latency_ms),
+        };
+        let identity = hash32(seed::IDENTITY, key.as_bytes());
+        self.add_ip_identity(ip, start, identity);
+        let hop_ms = self.hop_ms;
+        let bucket = self.bucket_for(key, ts, start);
+        bucket.counters.api += 1;
+        bucket.counters.count_status(e.status);
+        bucket.counters.bytes_out = bucket.counters.bytes_out.saturating_add(e.bytes_out);
+        bucket.counters.latency_us = bucket
+            .counters
+            .latency_us
+            .saturating_add(u64::from(sample.latency_us));
+        bucket.add_evidence(sample.priority, &e.request_id);
+        bucket.add_sample(sample, hop_ms);
+    }
+
+    /// Token-server events update the keys they name; returns whether any feature uses it.
+    fn observe_token(&mut self, e: &TokenEvent, ts: i64, start: i64) -> bool {
+        let token = e
+            .token_id
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map_or(0, |t| self.track_token(t, ts));
+        if let Some(t) = self.tokens.get_mut(&token) {
+            match e.event {
+                TokenEventKind::TokenIssued | TokenEventKind::TokenRefreshed => {
+                    t.issued_ms = Some(t.issued_ms.map_or(ts, |i| i.min(ts)));
+                }
+                TokenEventKind::TokenRevoked => {
+                    t.revoked_ms = Some(t.revoked_ms.map_or(ts, |r| r.min(ts)));
+                }
+                _ => {}
+            }
+        }
+        let key = e.identity_key();
+        if matches!(e.event, TokenEventKind::Logout)
+            || (e.event == TokenEventKind::TokenRevoked && token == 0)
+        {
+            self.key_state(key.clone(), ts).profile.note_logout(ts);
+        }
+        self.add_token_sample(e, key, ts, start, token);
+        // A failed login also counts against the user it named (brute force of one
+        // account from many IPs), beside the IP it came from.
+        if e.event == TokenEventKind::LoginFailure {
+            if let Some(subject) = e.subject.as_deref().filter(|s| !s.is_empty()) {
+                self.add_token_sample(e, format!("sub:{subject}"), ts, start, token);
+            }
+        }
+        true
+    }
+
+    fn add_token_sample(&mut self, e: &TokenEvent, key: String, ts: i64, start: i64, token: u32) {
+        let ip = self.track_ip(e.client_ip, ts);
+        let identity = match (&e.event, e.subject.as_deref()) {
+            (TokenEventKind::LoginFailure, Some(s)) => {
+                hash32(seed::IDENTITY, format!("sub:{s}").as_bytes())
+            }
+            _ => hash32(seed::IDENTITY, key.as_bytes()),
+        };
+        self.add_ip_identity(ip, start, identity);
+        let sample = Sample {
+            offset_ms: offset(ts, start),
+            priority: priority(ts, key.as_bytes(), e.event as u32, ip),
+            route: 0,
+            object: 0,
+            walk_id: 0,
+            ip,
+            net: net_hash(e.client_ip),
+            user_agent: hash32(seed::USER_AGENT, e.user_agent.as_bytes()),
+            token,
+            bytes_out: 0,
+            latency_us: 0,
+        };
+        let hop_ms = self.hop_ms;
+        let bucket = self.bucket_for(key, ts, start);
+        bucket.counters.token_events += 1;
+        match e.event {
+            TokenEventKind::LoginFailure => bucket.counters.login_failures += 1,
+            TokenEventKind::TokenRefreshed => bucket.counters.refreshes += 1,
+            _ => {}
+        }
+        bucket.add_sample(sample, hop_ms);
+    }
+
+    fn tracked(&self) -> usize {
+        self.identities.len() + self.ips.len() + self.tokens.len()
+    }
+
+    /// One slot stays free for [`OVERFLOW_KEY`].
+    fn at_capacity(&self) -> bool {
+        self.tracked() + 1 >= self.config.max_tracked_keys
+    }
+
+    /// `key`, or [`OVERFLOW_KEY`] when it is new and the cap is reached.
+    fn admit(&mut self, key: String) -> String {
+        if self.identities.contains_key(&key) || !self.at_capacity() {
+            key
+        } else {
+            self.stats.overflowed_events += 1;
+            OVERFLOW_KEY.to_owned()
+        }
+    }
+
+    /// The state of `key` (see [`Self::admit`]).
+    fn key_state(&mut self, key: String, ts: i64) -> &mut KeyState {
+        let key = self.admit(key);
+        let state = self.identities.entry(key).or_default();
+        state.last_seen_ms = state.last_seen_ms.max(ts);
+        state
+    }
+
+    /// The bucket of `key` starting at `start`, noted in `pending` when new.
+    fn bucket_for(&mut self, key: String, ts: i64, start: i64) -> &mut Bucket {
+        let key = self.admit(key);
+        let exists = self.identities.get(&key).is_some_and(|s| {
+            s.buckets
+                .binary_search_by_key(&start, |b| b.start_ms)
+                .is_ok()
+        });
+        if !exists {
+            self.pending.entry(start).or_default().push(key.clone());
+        }
+        let state = self.identities.entry(key).or_default();
+        state.last_seen_ms = state.last_seen_ms.max(ts);
+        state.bucket_mut(start)
+    }
+
+    fn add_ip_identity(&mut self, ip: u32, start: i64, identity: u32) {
+        if let Some(state) = self.ips.get_mut(&ip) {
+            if state.add_identity(start, identity) {
+                self.ip_pending.entry(start).or_default().push(ip);
+            }
+        }
+    }
+
+    /// The IP's hash; its state is created unless the cap is reached.
+    fn track_ip(&mut self, addr: IpAddr, ts: i64) -> u32 {
+        let h = ip_hash(addr);
+        if !self.ips.contains_key(&h) {
+            if self.at_capacity() {
+                self.stats.untracked_keys += 1;
+                return h;
+            }
+            self.ips.insert(h, IpState::new(addr));
+        }
+        if let Some(s) = self.ips.get_mut(&h) {
+            s.last_seen_ms = s.last_seen_ms.max(ts);
+        }
+        h
+    }
+
+    /// The token's hash, joined on the `jti` whatever audience suffix the gateway added.
+    fn track_token(&mut self, token_id: &str, ts: i64) -> u32 {
+        let jti = token_id.split('@').next().unwrap_or(token_id);
+        let h = hash32(seed::TOKEN, jti.as_bytes());
+        if let Some(t) = self.tokens.get_mut(&h) {
+            t.touch(ts);
+        } else if self.at_capacity() {
+            self.stats.untracked_keys += 1;
+        } else {
+            self.tokens.insert(h, TokenState::new(jti, ts));
+        }
+        h
+    }
+
     /// The event-time watermark: the newest event time less the allowed lateness.
     pub fn watermark(&self) -> Option<i64> {
-        self.max_ts.map(|t| t.saturating_sub(self.lateness_ms))
+        self.max_ts
+            .map(|t| t.saturating_sub(self.config.lateness_ms()))
     }
 
     /// The newest event time seen.
@@ -278,7 +359,7 @@ impl FeatureExtractor {
     }
 
     /// Emits the rows of every window that ends at or before `watermark`, ordered by window
-    /// end then key, and drops buckets no later window needs.
+    /// end then key.
     pub fn advance(&mut self, watermark: i64) -> Vec<FeatureRow> {
         let until = watermark.div_euclid(self.hop_ms) * self.hop_ms;
         let after = self.emitted_until.unwrap_or(i64::MIN);
@@ -286,14 +367,17 @@ impl FeatureExtractor {
             return Vec::new();
         }
         let mut rows = Vec::new();
-        for (key, state) in &self.keys {
-            for end in self.window_ends(state, after, until) {
-                rows.push(self.row(key, state, end));
-            }
+        for end in self.window_ends(after, until) {
+            self.fold_before(end - self.window_ms);
+            let mut of_end = self.rows_ending_at(end);
+            of_end.sort_by(|a, b| a.row.key.cmp(&b.row.key));
+            self.learn_from(&of_end);
+            rows.extend(of_end.into_iter().map(|c| c.row));
         }
-        rows.sort_by(|a, b| (a.window_end_ms, &a.key).cmp(&(b.window_end_ms, &b.key)));
         self.emitted_until = Some(until);
-        self.evict(until);
+        // Buckets no window after `until` needs: fold them now to free memory.
+        self.fold_before(until - self.window_ms + self.hop_ms);
+        self.evict_idle(until);
         self.stats.rows_emitted += rows.len() as u64;
         rows
     }
@@ -306,133 +390,245 @@ impl FeatureExtractor {
         }
     }
 
+    /// Identities, IPs and tokens currently tracked.
     pub fn tracked_keys(&self) -> usize {
-        self.keys.len()
+        self.tracked()
     }
 
     pub fn stats(&self) -> ExtractorStats {
         self.stats
     }
 
-    /// Window ends in `(after, until]` whose window holds at least one bucket of `state`.
-    fn window_ends(&self, state: &KeyState, after: i64, until: i64) -> Vec<i64> {
-        let mut ends = Vec::new();
-        for b in &state.buckets {
-            let mut end = b.start_ms + self.hop_ms;
-            while end <= b.start_ms + self.window_ms && end <= until {
-                if end > after {
-                    ends.push(end);
-                }
+    /// An estimate of the bytes of state held, from the sizes and capacities of everything
+    /// kept (hash-table slack included): what `bytes per key` figures are computed from.
+    pub fn state_bytes(&self) -> usize {
+        let entry = |k: usize, v: usize| k + v + 8;
+        let ids: usize = self
+            .identities
+            .iter()
+            .map(|(k, s)| k.capacity() + s.heap_bytes())
+            .sum::<usize>()
+            + self.identities.capacity()
+                * entry(
+                    std::mem::size_of::<String>(),
+                    std::mem::size_of::<KeyState>(),
+                );
+        let ips: usize = self.ips.values().map(IpState::heap_bytes).sum::<usize>()
+            + self.ips.capacity() * entry(4, std::mem::size_of::<IpState>());
+        let tokens: usize = self
+            .tokens
+            .values()
+            .map(TokenState::heap_bytes)
+            .sum::<usize>()
+            + self.tokens.capacity() * entry(4, std::mem::size_of::<TokenState>());
+        let pending: usize = self
+            .pending
+            .values()
+            .map(|keys| {
+                48 + keys.capacity() * 24 + keys.iter().map(String::capacity).sum::<usize>()
+            })
+            .sum::<usize>()
+            + self
+                .ip_pending
+                .values()
+                .map(|ips| 48 + ips.capacity() * 4)
+                .sum::<usize>();
+        ids + ips
+            + tokens
+            + pending
+            + self.routes.heap_bytes()
+            + self.markov.heap_bytes()
+            + self.baselines.heap_bytes()
+    }
+
+    /// Window ends in `(after, until]` that emit rows (see `emit_every_hop`).
+    fn window_ends(&self, after: i64, until: i64) -> BTreeSet<i64> {
+        let reach = if self.config.emit_every_hop {
+            self.window_ms
+        } else {
+            self.hop_ms
+        };
+        let mut ends = BTreeSet::new();
+        for &start in self.pending.keys() {
+            // Starts and `after` are hop multiples, so `end` steps through window ends.
+            let mut end = (start + self.hop_ms).max(after.saturating_add(self.hop_ms));
+            while end <= (start + reach).min(until) {
+                ends.insert(end);
                 end += self.hop_ms;
             }
         }
-        ends.sort_unstable();
-        ends.dedup();
         ends
     }
 
-    fn row(&self, key: &str, state: &KeyState, end: i64) -> FeatureRow {
-        let start = end - self.window_ms;
-        let in_window = || {
-            state
-                .buckets
-                .iter()
-                .filter(move |b| b.start_ms >= start && b.start_ms < end)
-        };
-        let mut acc = Bucket::default();
-        let mut endpoints = Vec::new();
-        let mut objects = Vec::new();
-        let mut token_ips = Vec::new();
-        let mut switches: HashMap<u64, (u64, u32)> = HashMap::new();
-        let mut context = WindowContext::default();
-        for b in in_window() {
-            acc.api_events += b.api_events;
-            acc.token_events += b.token_events;
-            acc.status_4xx += b.status_4xx;
-            acc.status_401_403 += b.status_401_403;
-            acc.bytes_out = acc.bytes_out.saturating_add(b.bytes_out);
-            acc.login_failures += b.login_failures;
-            endpoints.extend_from_slice(&b.endpoints);
-            objects.extend_from_slice(&b.objects);
-            token_ips.extend_from_slice(&b.token_ips);
-            chain_token_runs(&mut switches, &b.token_runs);
-            merge_samples(&mut context.routes, &b.routes, CONTEXT_CAP);
-            merge_samples(&mut context.client_ips, &b.client_ips, CONTEXT_CAP);
-            merge_samples(&mut context.token_ids, &b.token_ids, CONTEXT_CAP);
-            merge_samples(&mut context.request_ids, &b.request_ids, CONTEXT_CAP);
-        }
-        context.api_events = u64::from(acc.api_events);
-        context.token_events = u64::from(acc.token_events);
-        let minutes = self.window_ms as f32 / 60_000.0;
-        let requests = acc.api_events as f32;
-        let mut values = [0.0; FEATURE_COUNT];
-        values[FeatureId::RequestsPerMin as usize] = requests / minutes;
-        values[FeatureId::DistinctEndpoints as usize] = count_distinct(&mut endpoints) as f32;
-        values[FeatureId::DistinctObjectIds as usize] = count_distinct(&mut objects) as f32;
-        values[FeatureId::Ratio4xx as usize] = if acc.api_events > 0 {
-            acc.status_4xx as f32 / requests
-        } else {
-            0.0
-        };
-        values[FeatureId::Count401403 as usize] = acc.status_401_403 as f32;
-        values[FeatureId::BytesOut as usize] = acc.bytes_out as f32;
-        values[FeatureId::MaxIpsPerToken as usize] = max_ips_per_token(&mut token_ips) as f32;
-        values[FeatureId::MaxIpSwitchesPerToken as usize] =
-            switches.values().map(|&(_, n)| n).max().unwrap_or(0) as f32;
-        values[FeatureId::LoginFailures as usize] = acc.login_failures as f32;
-        FeatureRow {
-            key: key.to_owned(),
-            window_start_ms: start,
-            window_end_ms: end,
-            values,
-            context,
-        }
-    }
-
-    fn evict(&mut self, until: i64) {
-        let window_ms = self.window_ms;
-        self.keys.retain(|_, state| {
-            while state
-                .buckets
-                .front()
-                .is_some_and(|b| b.start_ms + window_ms <= until)
-            {
-                state.buckets.pop_front();
+    /// Folds every bucket that starts before `cutoff` into its key's profile and the
+    /// shared tables, and drops IP buckets as old.
+    fn fold_before(&mut self, cutoff: i64) {
+        let newer = self.pending.split_off(&cutoff);
+        for key in std::mem::replace(&mut self.pending, newer)
+            .into_values()
+            .flatten()
+        {
+            let Some(state) = self.identities.get_mut(&key) else {
+                continue;
+            };
+            state.profile.prune_logouts(cutoff);
+            while state.buckets.front().is_some_and(|b| b.start_ms < cutoff) {
+                if let Some(bucket) = state.buckets.pop_front() {
+                    fold_bucket(state, bucket, &mut self.markov);
+                }
             }
-            !state.buckets.is_empty()
-        });
+        }
+        let newer = self.ip_pending.split_off(&cutoff);
+        for ip in std::mem::replace(&mut self.ip_pending, newer)
+            .into_values()
+            .flatten()
+        {
+            if let Some(state) = self.ips.get_mut(&ip) {
+                while state.buckets.front().is_some_and(|b| b.start_ms < cutoff) {
+                    state.buckets.pop_front();
+                }
+            }
+        }
+    }
+
+    fn rows_ending_at(&self, end: i64) -> Vec<Computed> {
+        let first = if self.config.emit_every_hop {
+            end - self.window_ms
+        } else {
+            end - self.hop_ms
+        };
+        let mut keys: Vec<&String> = self
+            .pending
+            .range(first..end)
+            .flat_map(|(_, k)| k)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut scratch = Scratch::default();
+        keys.into_iter()
+            .filter_map(|k| {
+                let state = self.identities.get(k)?;
+                self.row(k, state, end, &mut scratch)
+            })
+            .collect()
+    }
+
+    /// Baselines and each key's own typical volume learn from the rows of one window end.
+    fn learn_from(&mut self, computed: &[Computed]) {
+        for row in computed.iter().map(|c| &c.row) {
+            let requests =
+                f64::from(row.get(FeatureId::RequestsPerMin)) * self.window_ms as f64 / 60_000.0;
+            self.baselines.learn_peer(
+                peer_group(&row.key),
+                [
+                    f64::from(row.get(FeatureId::RequestsPerMin)),
+                    f64::from(row.get(FeatureId::DistinctObjectIds)),
+                    f64::from(row.get(FeatureId::BytesOut)),
+                ],
+            );
+            if let Some(state) = self.identities.get_mut(&row.key) {
+                let p = &mut state.profile;
+                p.typical_requests = if p.active_windows == 0 {
+                    requests
+                } else {
+                    0.9 * p.typical_requests + 0.1 * requests
+                };
+                p.active_windows = p.active_windows.saturating_add(1);
+            }
+        }
+        for &(route, calls) in computed.iter().flat_map(|c| &c.route_calls) {
+            self.baselines.learn_route(route, calls);
+        }
+    }
+
+    fn evict_idle(&mut self, until: i64) {
+        let idle = self.config.idle_ms();
+        let stale = |last: i64| last.saturating_add(idle) < until;
+        let before = self.tracked();
+        self.identities
+            .retain(|_, s| !s.buckets.is_empty() || !stale(s.last_seen_ms));
+        self.ips
+            .retain(|_, s| !s.buckets.is_empty() || !stale(s.last_seen_ms));
+        self.tokens.retain(|_, t| !stale(t.last_seen_ms));
+        self.stats.evicted_keys += (before - self.tracked()) as u64;
     }
 }
 
-fn merge_samples(into: &mut Vec<String>, from: &[String], cap: usize) {
-    for s in from {
-        insert_sample(into, s, cap);
+/// A bucket leaving the window teaches its key's profile and the Markov model.
+fn fold_bucket(state: &mut KeyState, mut bucket: Bucket, markov: &mut Markov) {
+    bucket.samples.sort_unstable();
+    for s in &bucket.samples {
+        let ts = bucket.start_ms + i64::from(s.offset_ms);
+        state.profile.learn(s, ts);
+        if s.is_api() {
+            if state.profile.last_route != 0 {
+                markov.learn(state.profile.last_route, s.route);
+            }
+            state.profile.last_route = s.route;
+        }
+    }
+    state.profile.folded_buckets = state.profile.folded_buckets.saturating_add(1);
+}
+
+/// The identity's peer group: its kind (`sub`, `client`, `apikey`, `ip`, ...).
+pub(crate) fn peer_group(key: &str) -> &str {
+    key.split(':').next().unwrap_or(key)
+}
+
+/// The innermost object id of a path: (type and id hash, numeric id + 1 or 0).
+fn innermost_object(path: &str) -> (u32, u32) {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let mut previous = "";
+    let mut found = (0, 0);
+    for segment in path.split('/') {
+        if is_object_id(segment) {
+            let kind = hash32(seed::OBJECT_TYPE, previous.as_bytes()) & 0xff00_0000;
+            let id = hash32(seed::OBJECT, segment.as_bytes()) & 0x00ff_ffff;
+            let walk = segment
+                .parse::<u64>()
+                .map_or(0, |n| (n as u32).wrapping_add(1));
+            found = ((kind | id).max(1), walk);
+        } else {
+            previous = segment;
+        }
+    }
+    found
+}
+
+fn ip_hash(addr: IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => hash32(seed::IP, &a.octets()),
+        IpAddr::V6(a) => hash32(seed::IP, &a.octets()),
     }
 }
 
-/// Adds one bucket's token runs (buckets in time order) to the per-token (last IP, switches).
-fn chain_token_runs(acc: &mut HashMap<u64, (u64, u32)>, runs: &[TokenRun]) {
-    for run in runs {
-        let entry = acc.entry(run.token).or_insert((run.first_ip, 0));
-        let crossed = u32::from(entry.0 != run.first_ip);
-        *entry = (run.last_ip, entry.1 + crossed + run.switches);
+/// The /24 of an IPv4 address or the /48 of an IPv6 one.
+fn net_hash(addr: IpAddr) -> u32 {
+    match addr {
+        IpAddr::V4(a) => hash32(seed::NET, &a.octets()[..3]),
+        IpAddr::V6(a) => hash32(seed::NET, &a.octets()[..6]),
     }
 }
 
-fn count_distinct<T: Ord>(v: &mut Vec<T>) -> usize {
-    v.sort_unstable();
-    v.dedup();
-    v.len()
+fn offset(ts: i64, start: i64) -> u32 {
+    u32::try_from(ts - start).unwrap_or(u32::MAX)
 }
 
-fn max_ips_per_token(pairs: &mut Vec<(u64, u64)>) -> usize {
-    count_distinct(pairs);
-    // Sorted by token, so each token's distinct IPs are one run.
-    pairs
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(<[_]>::len)
-        .max()
-        .unwrap_or(0)
+fn priority(ts: i64, id: impl AsRef<[u8]>, a: u32, b: u32) -> u32 {
+    let mut bytes = Vec::with_capacity(24 + id.as_ref().len());
+    bytes.extend_from_slice(&ts.to_le_bytes());
+    bytes.extend_from_slice(&a.to_le_bytes());
+    bytes.extend_from_slice(&b.to_le_bytes());
+    bytes.extend_from_slice(id.as_ref());
+    hash32(seed::PRIORITY, &bytes)
+}
+
+fn latency_us(ms: f32) -> u32 {
+    if ms.is_finite() && ms > 0.0 {
+        (f64::from(ms) * 1000.0).min(f64::from(u32::MAX)) as u32
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]

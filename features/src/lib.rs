@@ -1,20 +1,36 @@
-//! Outrider features: per-identity access patterns in event-time sliding windows.
+//! Outrider features: per-API, per-identity, per-token and per-IP access patterns in
+//! event-time sliding windows, with bounded memory.
 //!
 //! The crate is pure: no I/O, no wall clock, no randomness. Time only moves when the caller
 //! hands it events and watermarks, so replaying a file and consuming Kafka compute identical
 //! vectors for identical events.
 //!
 //! Layout:
-//! - [`schema`]: the feature names and schema id that model files record.
-//! - [`window`]: the window configuration (length, hop, allowed lateness).
+//! - [`schema`]: every feature, documented, and the schema id that model files record.
+//! - [`window`]: the window configuration and the state bounds.
 //! - [`extractor`]: `observe(&event)` and `advance(watermark) -> rows`.
+//! - `state`, `row`, `tables`: per-key buckets and profiles, row computation, shared
+//!   learned tables (Markov model, per-route and peer baselines).
+//! - [`sketch`]: HyperLogLog and a log-binned quantile histogram.
+//! - [`checkpoint`]: versioned snapshots of the whole state.
+//! - [`arrow`] (feature `arrow`): rows as an Arrow `RecordBatch`.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
+pub mod checkpoint;
 pub mod error;
 pub mod extractor;
+mod hash;
+mod row;
 pub mod schema;
+pub mod sketch;
+mod state;
+mod tables;
 pub mod window;
 
 pub use error::{Error, Result};
-pub use extractor::{ExtractorStats, FeatureExtractor, FeatureRow, Observed, WindowContext};
+pub use extractor::{
+    ExtractorStats, FeatureExtractor, FeatureRow, Observed, WindowContext, OVERFLOW_KEY,
+};
 pub use schema::{FeatureId, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_ID};
 pub use window::WindowConfig;

@@ -1,0 +1,8 @@
+//! Small sketches sized for per-key state: a HyperLogLog for distinct counts of heavy keys
+//! and a log-binned histogram for the quantiles behind peer baselines.
+
+mod hll;
+mod loghist;
+
+pub use hll::Hll;
+pub use loghist::LogHistogram;

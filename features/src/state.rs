@@ -1,0 +1,497 @@
+//! Per-key state: hop-sized buckets of compact event samples plus exact counters, and the
+//! long-term profile a key's evicted buckets are folded into.
+//!
+//! Memory is what decides how many keys one instance can follow, so a sample is 44 bytes of
+//! hashes, a bucket keeps at most [`SAMPLES_PER_BUCKET`] of them (a bottom-k sample by a
+//! hash of the event, so the kept set does not depend on arrival order) and switches its
+//! distinct counts to HyperLogLog when it overflows.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sketch::Hll;
+
+/// Exact samples a bucket keeps before distinct counts switch to HyperLogLog.
+pub(crate) const SAMPLES_PER_BUCKET: usize = 48;
+/// Request ids a bucket keeps as evidence for analysts.
+pub(crate) const EVIDENCE_PER_BUCKET: usize = 2;
+/// Sub-divisions of a hop for the dispersion (burstiness) feature.
+pub(crate) const SLOTS: usize = 10;
+const KNOWN_IPS: usize = 8;
+const KNOWN_NETS: usize = 4;
+const KNOWN_AGENTS: usize = 4;
+/// A safety valve on logouts kept per subject; [`Profile::prune_logouts`] keeps far fewer.
+const LOGOUTS_KEPT: usize = 64;
+
+/// One event, as hashes. `route == 0` marks a token-server event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct Sample {
+    /// Milliseconds since the bucket's start (the sort order within a bucket).
+    pub offset_ms: u32,
+    /// Bottom-k sampling key and tie-breaker: a hash of the whole event.
+    pub priority: u32,
+    pub route: u32,
+    /// The innermost object id: its type's hash in the top 8 bits, the id's in the rest.
+    pub object: u32,
+    /// The innermost numeric id plus one (wrapping), 0 for none.
+    pub walk_id: u32,
+    pub ip: u32,
+    pub net: u32,
+    pub user_agent: u32,
+    pub token: u32,
+    pub bytes_out: u32,
+    pub latency_us: u32,
+}
+
+impl Sample {
+    pub fn is_api(&self) -> bool {
+        self.route != 0
+    }
+}
+
+/// Exact counters of a bucket: every event counts here, sampled or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Counters {
+    pub api: u32,
+    pub token_events: u32,
+    pub status_4xx: u32,
+    pub status_401: u32,
+    pub status_403: u32,
+    pub status_404: u32,
+    pub status_5xx: u32,
+    pub login_failures: u32,
+    pub refreshes: u32,
+    pub bytes_out: u64,
+    pub latency_us: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.api += o.api;
+        self.token_events += o.token_events;
+        self.status_4xx += o.status_4xx;
+        self.status_401 += o.status_401;
+        self.status_403 += o.status_403;
+        self.status_404 += o.status_404;
+        self.status_5xx += o.status_5xx;
+        self.login_failures += o.login_failures;
+        self.refreshes += o.refreshes;
+        self.bytes_out = self.bytes_out.saturating_add(o.bytes_out);
+        self.latency_us = self.latency_us.saturating_add(o.latency_us);
+    }
+
+    pub fn count_status(&mut self, status: u16) {
+        match status {
+            401 => self.status_401 += 1,
+            403 => self.status_403 += 1,
+            404 => self.status_404 += 1,
+            _ => {}
+        }
+        if (400..500).contains(&status) {
+            self.status_4xx += 1;
+        } else if status >= 500 {
+            self.status_5xx += 1;
+        }
+    }
+}
+
+/// Distinct counts of everything in an overflowed bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Overflow {
+    pub endpoints: Hll,
+    pub objects: Hll,
+    pub ips: Hll,
+    pub user_agents: Hll,
+}
+
+impl Overflow {
+    fn insert(&mut self, s: &Sample) {
+        use crate::hash::spread32;
+        if s.is_api() {
+            self.endpoints.insert_hash(spread32(s.route));
+        }
+        if s.object != 0 {
+            self.objects.insert_hash(spread32(s.object));
+        }
+        self.ips.insert_hash(spread32(s.ip));
+        self.user_agents.insert_hash(spread32(s.user_agent));
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Bucket {
+    pub start_ms: i64,
+    pub counters: Counters,
+    /// API requests per tenth of the hop.
+    pub slots: [u16; SLOTS],
+    pub samples: Vec<Sample>,
+    /// (priority, request id): the bottom-k by priority, so order does not matter.
+    pub evidence: Vec<(u32, Arc<str>)>,
+    pub overflow: Option<Box<Overflow>>,
+}
+
+impl Bucket {
+    pub fn new(start_ms: i64) -> Self {
+        Self {
+            start_ms,
+            counters: Counters::default(),
+            slots: [0; SLOTS],
+            samples: Vec::new(),
+            evidence: Vec::new(),
+            overflow: None,
+        }
+    }
+
+    pub fn add_sample(&mut self, s: Sample, hop_ms: i64) {
+        if s.is_api() {
+            let slot = (i64::from(s.offset_ms) * SLOTS as i64 / hop_ms.max(1)) as usize;
+            if let Some(c) = self.slots.get_mut(slot.min(SLOTS - 1)) {
+                *c = c.saturating_add(1);
+            }
+        }
+        if self.samples.len() < SAMPLES_PER_BUCKET {
+            self.samples.push(s);
+            return;
+        }
+        let overflow = self.overflow.get_or_insert_with(|| {
+            let mut o = Box::<Overflow>::default();
+            self.samples.iter().for_each(|k| o.insert(k));
+            o
+        });
+        overflow.insert(&s);
+        keep_smallest(&mut self.samples, s, SAMPLES_PER_BUCKET);
+    }
+
+    pub fn add_evidence(&mut self, priority: u32, request_id: &str) {
+        if request_id.is_empty() {
+            return;
+        }
+        let worst = self.evidence.iter().map(|e| e.0).max();
+        if self.evidence.len() < EVIDENCE_PER_BUCKET || worst.is_some_and(|w| priority < w) {
+            keep_smallest(
+                &mut self.evidence,
+                (priority, request_id.into()),
+                EVIDENCE_PER_BUCKET,
+            );
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.samples.capacity() * std::mem::size_of::<Sample>()
+            + self.evidence.capacity() * std::mem::size_of::<(u32, Arc<str>)>()
+            + self.evidence.iter().map(|e| e.1.len()).sum::<usize>()
+            + self.overflow.as_ref().map_or(0, |o| {
+                std::mem::size_of::<Overflow>()
+                    + o.endpoints.heap_bytes()
+                    + o.objects.heap_bytes()
+                    + o.ips.heap_bytes()
+                    + o.user_agents.heap_bytes()
+            })
+    }
+}
+
+/// Keeps the `cap` smallest values: pushes while there is room, else replaces the largest
+/// if `v` is smaller. The result depends on the set of values offered, not their order.
+fn keep_smallest<T: Ord>(v: &mut Vec<T>, x: T, cap: usize) {
+    if v.len() < cap {
+        v.push(x);
+        return;
+    }
+    let Some((i, largest)) = v.iter().enumerate().max_by(|a, b| a.1.cmp(b.1)) else {
+        return;
+    };
+    if x < *largest {
+        v[i] = x;
+    }
+}
+
+/// What a key's past looks like, learned from buckets that left the window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Profile {
+    /// Recently seen IPs, networks and user agents, most recent last.
+    pub known_ips: Vec<u32>,
+    pub known_nets: Vec<u32>,
+    pub known_agents: Vec<u32>,
+    /// Events per hour of day (UTC).
+    pub hours: [u16; 24],
+    pub folded_buckets: u32,
+    /// Exponentially weighted requests per active window, and how many windows fed it.
+    pub typical_requests: f64,
+    pub active_windows: u32,
+    /// The last route called, to chain transitions across buckets.
+    pub last_route: u32,
+    /// Logout times of the subject that windows still to come may need (sorted).
+    pub logouts: Vec<i64>,
+}
+
+impl Profile {
+    pub fn learn(&mut self, s: &Sample, ts_ms: i64) {
+        touch(&mut self.known_ips, s.ip, KNOWN_IPS);
+        touch(&mut self.known_nets, s.net, KNOWN_NETS);
+        touch(&mut self.known_agents, s.user_agent, KNOWN_AGENTS);
+        let hour = (ts_ms.div_euclid(3_600_000)).rem_euclid(24) as usize;
+        if self.hours[hour] == u16::MAX {
+            self.hours.iter_mut().for_each(|h| *h /= 2);
+        }
+        self.hours[hour] += 1;
+    }
+
+    pub fn has_history(&self) -> bool {
+        self.folded_buckets > 0
+    }
+
+    pub fn note_logout(&mut self, ts_ms: i64) {
+        if let Err(i) = self.logouts.binary_search(&ts_ms) {
+            self.logouts.insert(i, ts_ms);
+        }
+        if self.logouts.len() > LOGOUTS_KEPT {
+            self.logouts.remove(0);
+        }
+    }
+
+    /// Drops logouts no window from `cutoff` on needs: a token used at `q >= cutoff` was
+    /// used after a logout iff the latest logout at or before `q` is at or after the
+    /// token's first sighting, so all logouts from `cutoff` on and the last one before it
+    /// suffice. The rule depends on `cutoff` only, so replays prune identically.
+    pub fn prune_logouts(&mut self, cutoff: i64) {
+        let before = self.logouts.partition_point(|&l| l < cutoff);
+        if before > 1 {
+            self.logouts.drain(..before - 1);
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        (self.known_ips.capacity() + self.known_nets.capacity() + self.known_agents.capacity()) * 4
+            + self.logouts.capacity() * 8
+    }
+}
+
+/// Moves `v` to the back of a recency list, dropping the oldest beyond `cap`.
+fn touch(list: &mut Vec<u32>, v: u32, cap: usize) {
+    if v == 0 {
+        return;
+    }
+    if let Some(i) = list.iter().position(|x| *x == v) {
+        list.remove(i);
+    } else if list.len() >= cap {
+        list.remove(0);
+    }
+    list.push(v);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct KeyState {
+    /// Ordered by `start_ms`, no duplicates.
+    pub buckets: VecDeque<Bucket>,
+    pub profile: Profile,
+    pub last_seen_ms: i64,
+}
+
+impl KeyState {
+    pub fn bucket_mut(&mut self, start_ms: i64) -> &mut Bucket {
+        let idx = match self.buckets.back() {
+            Some(b) if b.start_ms == start_ms => self.buckets.len() - 1,
+            Some(b) if b.start_ms > start_ms => {
+                match self.buckets.binary_search_by_key(&start_ms, |b| b.start_ms) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.buckets.insert(i, Bucket::new(start_ms));
+                        i
+                    }
+                }
+            }
+            _ => {
+                self.buckets.push_back(Bucket::new(start_ms));
+                self.buckets.len() - 1
+            }
+        };
+        &mut self.buckets[idx]
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<Bucket>()
+            + self.buckets.iter().map(Bucket::heap_bytes).sum::<usize>()
+            + self.profile.heap_bytes()
+    }
+}
+
+/// Distinct identities seen from one IP in one hop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IpBucket {
+    pub start_ms: i64,
+    pub identities: Vec<u32>,
+    pub overflow: Option<Box<Hll>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct IpState {
+    pub addr: IpAddr,
+    pub buckets: VecDeque<IpBucket>,
+    pub last_seen_ms: i64,
+}
+
+impl IpState {
+    pub fn new(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            buckets: VecDeque::new(),
+            last_seen_ms: i64::MIN,
+        }
+    }
+
+    /// Notes `identity` in the bucket at `start_ms`; true when that bucket is new.
+    pub fn add_identity(&mut self, start_ms: i64, identity: u32) -> bool {
+        let (idx, created) = match self.buckets.binary_search_by_key(&start_ms, |b| b.start_ms) {
+            Ok(i) => (i, false),
+            Err(i) => {
+                self.buckets.insert(
+                    i,
+                    IpBucket {
+                        start_ms,
+                        identities: Vec::new(),
+                        overflow: None,
+                    },
+                );
+                (i, true)
+            }
+        };
+        let b = &mut self.buckets[idx];
+        if b.identities.contains(&identity) {
+            return created;
+        }
+        if b.identities.len() < SAMPLES_PER_BUCKET {
+            b.identities.push(identity);
+            return created;
+        }
+        let hll = b.overflow.get_or_insert_with(|| {
+            let mut h = Box::<Hll>::default();
+            for i in &b.identities {
+                h.insert_hash(crate::hash::spread32(*i));
+            }
+            h
+        });
+        hll.insert_hash(crate::hash::spread32(identity));
+        created
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<IpBucket>()
+            + self
+                .buckets
+                .iter()
+                .map(|b| {
+                    b.identities.capacity() * 4
+                        + b.overflow.as_ref().map_or(0, |h| h.heap_bytes() + 24)
+                })
+                .sum::<usize>()
+    }
+}
+
+/// What the token server said about one token (joined on its `jti`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TokenState {
+    pub id: Arc<str>,
+    pub issued_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+    /// The earliest use or issuance seen.
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+impl TokenState {
+    pub fn new(id: &str, ts_ms: i64) -> Self {
+        Self {
+            id: id.into(),
+            issued_ms: None,
+            revoked_ms: None,
+            first_seen_ms: ts_ms,
+            last_seen_ms: ts_ms,
+        }
+    }
+
+    pub fn touch(&mut self, ts_ms: i64) {
+        self.first_seen_ms = self.first_seen_ms.min(ts_ms);
+        self.last_seen_ms = self.last_seen_ms.max(ts_ms);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.id.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(priority: u32, ip: u32) -> Sample {
+        Sample {
+            offset_ms: 0,
+            priority,
+            route: 1,
+            object: 0,
+            walk_id: 0,
+            ip,
+            net: 1,
+            user_agent: 1,
+            token: 0,
+            bytes_out: 0,
+            latency_us: 0,
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_keeps_the_same_samples_whatever_the_order() {
+        let events: Vec<Sample> = (0..200u32)
+            .map(|i| sample(i.wrapping_mul(2_654_435_761), i))
+            .collect();
+        let mut forward = Bucket::new(0);
+        let mut backward = Bucket::new(0);
+        events.iter().for_each(|s| forward.add_sample(*s, 10_000));
+        events
+            .iter()
+            .rev()
+            .for_each(|s| backward.add_sample(*s, 10_000));
+        forward.samples.sort_unstable();
+        backward.samples.sort_unstable();
+        assert_eq!(forward.samples, backward.samples);
+        assert_eq!(forward.samples.len(), SAMPLES_PER_BUCKET);
+        assert_eq!(forward.overflow, backward.overflow);
+        let ips = forward
+            .overflow
+            .as_ref()
+            .map(|o| o.ips.estimate())
+            .unwrap_or_default();
+        assert!((170.0..230.0).contains(&ips), "{ips}");
+    }
+
+    #[test]
+    fn recency_lists_are_capped() {
+        let mut p = Profile::default();
+        for ip in 1..=20 {
+            p.learn(&sample(0, ip), 0);
+        }
+        assert_eq!(p.known_ips, (13..=20).collect::<Vec<_>>());
+        p.learn(&sample(0, 13), 0);
+        assert_eq!(p.known_ips.last(), Some(&13));
+        assert_eq!(p.hours[0], 21);
+    }
+
+    #[test]
+    fn logouts_keep_what_later_windows_need() {
+        let mut p = Profile::default();
+        for t in (0..20).rev() {
+            p.note_logout(t);
+        }
+        p.prune_logouts(15);
+        assert_eq!(p.logouts, (14..20).collect::<Vec<_>>());
+        p.prune_logouts(0);
+        assert_eq!(p.logouts.len(), 6);
+        for t in 100..200 {
+            p.note_logout(t);
+        }
+        assert_eq!(p.logouts.len(), LOGOUTS_KEPT);
+    }
+}

@@ -1,0 +1,167 @@
+//! State shared by all keys and learned from the traffic: the route-transition Markov model,
+//! per-route baselines of per-identity call counts, and peer-group baselines. All are bounded
+//! and updated in a fixed order (window end, then key) so replays reproduce them exactly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sketch::LogHistogram;
+
+const MAX_ROUTES: usize = 65_536;
+const MAX_TRANSITIONS: usize = 262_144;
+const MAX_GROUPS: usize = 64;
+/// Observations a baseline needs before its z-scores are used.
+pub(crate) const BASELINE_WARMUP: u64 = 30;
+/// Transitions the Markov model needs before its surprise is used.
+const MARKOV_WARMUP: u64 = 200;
+
+/// First-order Markov model of route-to-route transitions across all identities.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Markov {
+    pairs: HashMap<u64, u32>,
+    from: HashMap<u32, u32>,
+    total: u64,
+}
+
+impl Markov {
+    pub fn learn(&mut self, a: u32, b: u32) {
+        let key = (u64::from(a) << 32) | u64::from(b);
+        if let Some(c) = self.pairs.get_mut(&key) {
+            *c = c.saturating_add(1);
+        } else if self.pairs.len() < MAX_TRANSITIONS {
+            self.pairs.insert(key, 1);
+        } else {
+            return;
+        }
+        *self.from.entry(a).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// Surprise of `a -> b` in bits, with add-one smoothing over the known routes; `None`
+    /// while the model is warming up.
+    pub fn surprise(&self, a: u32, b: u32) -> Option<f64> {
+        if self.total < MARKOV_WARMUP {
+            return None;
+        }
+        let key = (u64::from(a) << 32) | u64::from(b);
+        let pair = f64::from(self.pairs.get(&key).copied().unwrap_or(0));
+        let from = f64::from(self.from.get(&a).copied().unwrap_or(0));
+        let routes = self.from.len().max(2) as f64;
+        Some(-((pair + 1.0) / (from + routes)).log2())
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * 13 + self.from.capacity() * 9
+    }
+}
+
+/// Baselines that rows are compared against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Baselines {
+    /// Per route: calls per identity per window.
+    pub routes: HashMap<u32, LogHistogram>,
+    /// Per peer group: requests, distinct objects and bytes out per window.
+    pub peers: HashMap<String, [LogHistogram; 3]>,
+}
+
+impl Baselines {
+    pub fn learn_route(&mut self, route: u32, calls: f64) {
+        if let Some(h) = self.routes.get_mut(&route) {
+            h.insert(calls);
+        } else if self.routes.len() < MAX_ROUTES {
+            let mut h = LogHistogram::default();
+            h.insert(calls);
+            self.routes.insert(route, h);
+        }
+    }
+
+    pub fn learn_peer(&mut self, group: &str, values: [f64; 3]) {
+        if !self.peers.contains_key(group) && self.peers.len() >= MAX_GROUPS {
+            return;
+        }
+        let h = self.peers.entry(group.to_owned()).or_default();
+        for (h, v) in h.iter_mut().zip(values) {
+            h.insert(v);
+        }
+    }
+
+    pub fn route_z(&self, route: u32, calls: f64) -> Option<f64> {
+        let h = self.routes.get(&route)?;
+        (h.count() >= BASELINE_WARMUP).then(|| h.robust_z(calls, 1.0))?
+    }
+
+    pub fn peer_z(&self, group: &str, which: usize, x: f64, floor: f64) -> Option<f64> {
+        let h = self.peers.get(group)?.get(which)?;
+        (h.count() >= BASELINE_WARMUP).then(|| h.robust_z(x, floor))?
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.routes
+            .values()
+            .map(LogHistogram::heap_bytes)
+            .sum::<usize>()
+            + self.routes.capacity() * (4 + std::mem::size_of::<LogHistogram>())
+            + self
+                .peers
+                .values()
+                .flat_map(|h| h.iter().map(LogHistogram::heap_bytes))
+                .sum::<usize>()
+    }
+}
+
+/// Route templates by hash, so samples hold 4 bytes instead of a string.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RouteNames {
+    names: HashMap<u32, Arc<str>>,
+}
+
+impl RouteNames {
+    pub fn intern(&mut self, hash: u32, route: &str) {
+        if self.names.len() < MAX_ROUTES && !self.names.contains_key(&hash) {
+            self.names.insert(hash, route.into());
+        }
+    }
+
+    pub fn name(&self, hash: u32) -> Option<&Arc<str>> {
+        self.names.get(&hash)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.names.capacity() * 20 + self.names.values().map(|s| s.len()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_transitions_surprise_less_than_rare_ones() {
+        let mut m = Markov::default();
+        assert_eq!(m.surprise(1, 2), None);
+        for _ in 0..300 {
+            m.learn(1, 2);
+            m.learn(2, 1);
+        }
+        m.learn(1, 3);
+        let common = m.surprise(1, 2).unwrap_or_default();
+        let rare = m.surprise(1, 3).unwrap_or_default();
+        let unseen = m.surprise(2, 3).unwrap_or_default();
+        assert!(common < 0.1, "{common}");
+        assert!(rare > 5.0 && unseen > 5.0, "{rare} {unseen}");
+    }
+
+    #[test]
+    fn route_baselines_warm_up_then_score() {
+        let mut b = Baselines::default();
+        for i in 0..(BASELINE_WARMUP - 1) {
+            b.learn_route(7, (i % 3) as f64 + 1.0);
+        }
+        assert_eq!(b.route_z(7, 50.0), None);
+        b.learn_route(7, 2.0);
+        assert!(b.route_z(7, 50.0).unwrap_or_default() > 10.0);
+        assert_eq!(b.route_z(8, 50.0), None);
+    }
+}
