@@ -166,13 +166,19 @@ impl IdentityExtractor {
 
     /// A keyed hash of a credential: 32 hex characters, never reversible to the credential.
     pub fn hash(&self, domain: &str, value: &str) -> String {
-        let digest: Vec<u8> = match &self.mac {
+        self.prefixed_hash("", domain, value)
+    }
+
+    /// `prefix` followed by [`Self::hash`], built in one allocation (a hash is made for most
+    /// requests).
+    fn prefixed_hash(&self, prefix: &str, domain: &str, value: &str) -> String {
+        let digest: [u8; 32] = match &self.mac {
             Some(keyed) => {
                 let mut mac = keyed.clone();
                 mac.update(domain.as_bytes());
                 mac.update(b"\x1f");
                 mac.update(value.as_bytes());
-                mac.finalize().into_bytes().to_vec()
+                mac.finalize().into_bytes().into()
             }
             None => {
                 use sha2::Digest;
@@ -180,10 +186,13 @@ impl IdentityExtractor {
                 h.update(domain.as_bytes());
                 h.update(b"\x1f");
                 h.update(value.as_bytes());
-                h.finalize().to_vec()
+                h.finalize().into()
             }
         };
-        hex::encode(&digest[..16])
+        let mut out = String::with_capacity(prefix.len() + 32);
+        out.push_str(prefix);
+        push_hex(&mut out, &digest[..16]);
+        out
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -214,7 +223,7 @@ impl IdentityExtractor {
         if identity.token_id.is_none() {
             identity.token_id = Some(match claims.as_ref().and_then(Claims::token_key) {
                 Some(key) => key,
-                None => format!("h:{}", self.hash("token", value)),
+                None => self.prefixed_hash("h:", "token", value),
             });
         }
     }
@@ -222,6 +231,15 @@ impl IdentityExtractor {
 
 fn keyed_mac(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+/// Lowercase hex, as `hex::encode` writes it.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 fn non_empty(v: Option<&str>) -> Option<&str> {
@@ -352,6 +370,40 @@ mod tests {
         assert_eq!(id.identity.subject.as_deref(), Some("alice"));
         assert_eq!(id.identity.client_id.as_deref(), Some("web"));
         assert_eq!(id.identity.token_id.as_deref(), Some("jti:j1@bank"));
+    }
+
+    #[test]
+    fn hashes_are_the_first_16_bytes_of_the_mac_in_lowercase_hex() {
+        let expected = |mac: Option<&[u8]>, domain: &str, value: &str| {
+            let input = [domain.as_bytes(), b"\x1f", value.as_bytes()].concat();
+            let digest = match mac {
+                Some(key) => {
+                    let mut m = keyed_mac(key);
+                    m.update(&input);
+                    m.finalize().into_bytes().to_vec()
+                }
+                None => {
+                    use sha2::Digest;
+                    Sha256::digest(&input).to_vec()
+                }
+            };
+            hex::encode(&digest[..16])
+        };
+        let keyed = IdentityExtractor::with_key(&IdentityConfig::default(), b"k");
+        let plain = IdentityExtractor::new(&IdentityConfig::default()).unwrap();
+        for value in ["", "k_live_0123", "é", &"x".repeat(200)] {
+            assert_eq!(
+                keyed.hash("apikey", value),
+                expected(Some(b"k"), "apikey", value)
+            );
+            assert_eq!(plain.hash("token", value), expected(None, "token", value));
+        }
+        let token = keyed.identify(&Credentials {
+            authorization: Some("Bearer opaque"),
+            ..Credentials::default()
+        });
+        let want = format!("h:{}", expected(Some(b"k"), "token", "opaque"));
+        assert_eq!(token.identity.token_id, Some(want));
     }
 
     #[test]

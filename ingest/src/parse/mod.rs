@@ -19,6 +19,7 @@ pub mod canonical;
 pub mod detect;
 pub mod envoy;
 pub mod fields;
+mod flat_json;
 pub mod keycloak;
 pub mod kong;
 pub mod mapping;

@@ -66,7 +66,8 @@ impl LineParser for NginxJsonParser {
 
     fn parse(&self, line: &[u8]) -> Result<Parsed, ParseError> {
         let bytes = check_line_bytes(line, self.ctx.max_line_bytes)?;
-        let r: NginxRecord<'_> = parse_slots(bytes)?;
+        let mut r = NginxRecord::default();
+        parse_slots(bytes, &mut r)?;
         json_event(&self.ctx, &r, bytes)
     }
 }
