@@ -6,7 +6,7 @@
 //! oldest first. This is the storage and the semantics; the HTTP route (and long
 //! polling, `returnImmediately`) belongs to whoever serves it, e.g.:
 //!
-//! ```ignore
+//! ```text
 //! let req: PollRequest = serde_json::from_slice(&body)?;
 //! let resp = queue.poll_request(&receiver, &req)?;   // blocking: use spawn_blocking
 //! Ok(Json(resp))                                      // {"sets":{...},"moreAvailable":..}
