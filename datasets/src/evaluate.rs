@@ -63,16 +63,13 @@ impl EvaluationSummary {
 /// True when `d` is about `c`: same identity key and a window overlapping the campaign's span
 /// widened by `slack_ms`.
 fn matches(c: &Campaign, d: &Detection, slack_ms: i64) -> bool {
-    let lo = c.start_ms.saturating_sub(slack_ms);
-    let hi = c.end_ms.saturating_add(slack_ms);
-    d.identity_key == c.identity_key && d.window_start_ms <= hi && d.window_end_ms > lo
+    d.identity_key == c.identity_key && c.overlaps(d.window_start_ms, d.window_end_ms, slack_ms)
 }
 
 /// True when `d` names one of the campaign's related keys during its (widened) span.
 fn related(c: &Campaign, d: &Detection, slack_ms: i64) -> bool {
-    let lo = c.start_ms.saturating_sub(slack_ms);
-    let hi = c.end_ms.saturating_add(slack_ms);
-    c.related_keys.contains(&d.identity_key) && d.window_start_ms <= hi && d.window_end_ms > lo
+    c.related_keys.contains(&d.identity_key)
+        && c.overlaps(d.window_start_ms, d.window_end_ms, slack_ms)
 }
 
 /// Matches `detections` against `campaigns`; `slack_ms` (negative counts as 0) widens each

@@ -29,8 +29,7 @@ pub fn label_rows<'a>(rows: &[FeatureRow], campaigns: &'a [Campaign]) -> Vec<Opt
         .map(|r| {
             campaigns.iter().find(|c| {
                 (c.identity_key == r.key || c.related_keys.contains(&r.key))
-                    && r.window_start_ms <= c.end_ms
-                    && r.window_end_ms > c.start_ms
+                    && c.overlaps(r.window_start_ms, r.window_end_ms, 0)
             })
         })
         .collect()

@@ -148,6 +148,15 @@ pub struct Campaign {
     pub events: u64,
 }
 
+impl Campaign {
+    /// True when a window `[start_ms, end_ms)` overlaps the campaign's span widened by
+    /// `slack_ms` on both sides.
+    pub fn overlaps(&self, start_ms: i64, end_ms: i64, slack_ms: i64) -> bool {
+        start_ms <= self.end_ms.saturating_add(slack_ms)
+            && end_ms > self.start_ms.saturating_sub(slack_ms)
+    }
+}
+
 /// An event and the campaign it belongs to (`None`: benign).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelledEvent {

@@ -281,6 +281,11 @@ impl FeatureExtractor {
     /// The state of `key` (see [`Self::admit`]).
     fn key_state(&mut self, key: String, ts: i64) -> &mut KeyState {
         let key = self.admit(key);
+        self.admitted_state(key, ts)
+    }
+
+    /// The state of an admitted key, seen at `ts`.
+    fn admitted_state(&mut self, key: String, ts: i64) -> &mut KeyState {
         let state = self.identities.entry(key).or_default();
         state.last_seen_ms = state.last_seen_ms.max(ts);
         state
@@ -297,9 +302,7 @@ impl FeatureExtractor {
         if !exists {
             self.pending.entry(start).or_default().push(key.clone());
         }
-        let state = self.identities.entry(key).or_default();
-        state.last_seen_ms = state.last_seen_ms.max(ts);
-        state.bucket_mut(start)
+        self.admitted_state(key, ts).bucket_mut(start)
     }
 
     fn add_ip_identity(&mut self, ip: u32, start: i64, identity: u32) {
