@@ -5,10 +5,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use outrider_features::{FeatureExtractor, WindowConfig};
 use outrider_ingest::identity::{IdentityConfig, IdentityExtractor};
 use outrider_ingest::parse::{build_parser, Format, ParserContext, DEFAULT_MAX_LINE_BYTES};
+use outrider_ingest::Event;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -40,6 +42,10 @@ pub enum BenchWhat {
         /// Timed passes; the best is reported.
         #[arg(long, default_value_t = 3)]
         passes: u32,
+        /// Replay these canonical JSON lines instead of generating traffic (a fixed input
+        /// for comparing builds).
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
     },
 }
 
@@ -54,7 +60,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             users,
             minutes,
             passes,
-        } => bench_features(users, minutes, passes),
+            input,
+        } => {
+            let (events, what) = match input {
+                Some(path) => read_events(&path)?,
+                None => generated_events(users, minutes)?,
+            };
+            bench_features(&events, &what, passes)
+        }
     }
 }
 
@@ -142,11 +155,8 @@ fn report(name: &str, d: Duration, lines: usize, bytes: usize) {
 /// Events handed to the extractor between watermark advances, like a consumer batch.
 const FEATURE_BATCH: usize = 4096;
 
-fn bench_features(users: usize, minutes: u64, passes: u32) -> Result<()> {
+fn generated_events(users: usize, minutes: u64) -> Result<(Vec<Event>, String)> {
     use outrider_datasets::{generate, AttackMix, GeneratorConfig};
-    use outrider_features::{FeatureExtractor, WindowConfig};
-    use outrider_ingest::Event;
-
     let dataset = generate(&GeneratorConfig {
         users,
         service_clients: (users / 60).max(5),
@@ -155,25 +165,46 @@ fn bench_features(users: usize, minutes: u64, passes: u32) -> Result<()> {
         ..GeneratorConfig::default()
     });
     let events: Vec<Event> = dataset.plain_events().cloned().collect();
-    anyhow::ensure!(!events.is_empty(), "the generator produced no events");
-    // Key updates per event: its identity, its IP, and its token when it names one.
-    let updates: u64 = events
-        .iter()
-        .map(|e| match e {
-            Event::Api(a) => 2 + u64::from(a.identity.token_id.is_some()),
-            Event::Token(t) => {
-                2 + u64::from(t.token_id.is_some())
-                    + u64::from(t.event == outrider_ingest::TokenEventKind::LoginFailure)
-            }
-        })
-        .sum();
+    Ok((
+        events,
+        format!("{users} users, {minutes} min of benchmark traffic"),
+    ))
+}
+
+fn read_events(path: &std::path::Path) -> Result<(Vec<Event>, String)> {
+    use std::io::BufRead;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut events = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        let event = serde_json::from_str::<Event>(&line)
+            .with_context(|| format!("{}:{}: not a canonical event", path.display(), n + 1))?;
+        events.push(event);
+    }
+    Ok((events, path.display().to_string()))
+}
+
+/// Key updates an event makes: its identity, its IP, its token when it names one, and the
+/// user a failed login names.
+fn key_updates(e: &Event) -> u64 {
+    match e {
+        Event::Api(a) => 2 + u64::from(a.identity.token_id.is_some()),
+        Event::Token(t) => {
+            2 + u64::from(t.token_id.is_some())
+                + u64::from(t.event == outrider_ingest::TokenEventKind::LoginFailure)
+        }
+    }
+}
+
+fn bench_features(events: &[Event], what: &str, passes: u32) -> Result<()> {
+    anyhow::ensure!(!events.is_empty(), "no events to replay");
+    let updates: u64 = events.iter().map(key_updates).sum();
     let config = WindowConfig::default();
-    let mut peak = (0usize, 0usize);
     let mut rows = 0usize;
     let best = best_of(passes, || {
-        let mut fx = match FeatureExtractor::new(&config) {
-            Ok(fx) => fx,
-            Err(_) => return 0,
+        let Ok(mut fx) = FeatureExtractor::new(&config) else {
+            return 0;
         };
         rows = 0;
         for batch in events.chunks(FEATURE_BATCH) {
@@ -184,16 +215,14 @@ fn bench_features(users: usize, minutes: u64, passes: u32) -> Result<()> {
                 rows += black_box(fx.advance(w)).len();
             }
         }
-        peak = (fx.tracked_keys(), fx.state_bytes());
         rows += fx.finish().len();
         events.len()
     });
+    let memory = features_memory(events, &config)?;
     let secs = best.0.as_secs_f64().max(1e-9);
     println!(
-        "{} events ({} users, {minutes} min of benchmark traffic), {} windows of {}s sliding by {}s, one thread, best of {passes}",
+        "{} events ({what}), {rows} windows of {}s sliding by {}s, one thread, best of {passes}",
         events.len(),
-        users,
-        rows,
         config.window_secs,
         config.hop_secs
     );
@@ -208,10 +237,47 @@ fn bench_features(users: usize, minutes: u64, passes: u32) -> Result<()> {
         updates as f64 / events.len() as f64
     );
     println!(
-        "  state before finish {:>12} keys  {:>7.0} bytes/key  {:.1} MB",
-        peak.0,
-        peak.1 as f64 / peak.0.max(1) as f64,
-        peak.1 as f64 / 1e6
+        "  state per key       {:>12.0} bytes mean, {:.0} peak, {:.0} at the end ({} keys, {:.1} MB)",
+        memory.mean,
+        memory.peak,
+        memory.end_bytes as f64 / memory.end_keys.max(1) as f64,
+        memory.end_keys,
+        memory.end_bytes as f64 / 1e6
     );
     Ok(())
+}
+
+struct FeatureMemory {
+    mean: f64,
+    peak: f64,
+    end_keys: usize,
+    end_bytes: usize,
+}
+
+/// Bytes per tracked key after every batch of an untimed replay, once the first tenth of the
+/// stream has formed the key population: a stream holds busy and quiet keys at once, so the
+/// mean and the peak say more than one snapshot.
+fn features_memory(events: &[Event], config: &WindowConfig) -> Result<FeatureMemory> {
+    let mut fx = FeatureExtractor::new(config)?;
+    let (mut sum, mut samples, mut peak) = (0.0, 0u32, 0f64);
+    for (i, batch) in events.chunks(FEATURE_BATCH).enumerate() {
+        for e in batch {
+            fx.observe(e);
+        }
+        if let Some(w) = fx.watermark() {
+            fx.advance(w);
+        }
+        if i * FEATURE_BATCH >= events.len() / 10 {
+            let per_key = fx.state_bytes() as f64 / fx.tracked_keys().max(1) as f64;
+            peak = peak.max(per_key);
+            sum += per_key;
+            samples += 1;
+        }
+    }
+    Ok(FeatureMemory {
+        mean: sum / f64::from(samples.max(1)),
+        peak,
+        end_keys: fx.tracked_keys(),
+        end_bytes: fx.state_bytes(),
+    })
 }

@@ -27,12 +27,14 @@ struct Cli {
 enum Command {
     /// Generate traffic with injected attacks, train, detect, and report: no setup needed.
     Demo(demo::DemoArgs),
-    /// Write a labelled synthetic traffic set as canonical JSON lines.
+    /// Write labelled synthetic traffic in any supported log format (streamed to disk).
     Generate(commands::GenerateArgs),
     /// Compute feature rows from events and write them as a labelled Parquet table.
     Features(commands::FeaturesArgs),
-    /// Fit a model on benign traffic and write the model file.
+    /// Fit a model on benign traffic (or a labelled feature table) and write the model file.
     Train(commands::TrainArgs),
+    /// Score detectors on labelled traffic: benchmark suites, generated sets, any table.
+    Evaluate(commands::EvaluateArgs),
     /// Run the detector (file replay or Kafka, as configured).
     Detect(commands::DetectArgs),
     /// The APIs traffic uses: endpoints, first/last seen, counts, shadow and deprecated APIs.
@@ -62,6 +64,7 @@ fn main() -> Result<()> {
             Command::Generate(args) => commands::generate(args),
             Command::Features(args) => commands::features(args),
             Command::Train(args) => commands::train(args),
+            Command::Evaluate(args) => commands::evaluate(args),
             Command::Detect(args) => commands::detect(args).await,
             Command::Alerts(args) => commands::alerts(args).await,
             Command::Replay(args) => replay::run(args).await,

@@ -63,6 +63,23 @@ pub enum Error {
     /// [`crate::OutboxWorker::drain`] ran out of time with entries still pending.
     #[error("outbox drain timed out: {delivered} delivered, {pending} still pending")]
     DrainTimeout { delivered: usize, pending: u64 },
+    /// A query or request that cannot be answered as asked (a zero-length count bucket,
+    /// a malformed cursor, a bad filter value): the caller must change it.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// An alert, incident or other record that the caller named does not exist.
+    #[error("no {what} {id}")]
+    UnknownId { what: &'static str, id: String },
+    /// The store does not implement this operation (a custom [`crate::AlertStore`] that
+    /// only implements the required methods).
+    #[error("{0} is not supported by this store")]
+    Unsupported(String),
+    /// Producing to Kafka failed or timed out (the brokers may come back: retryable).
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// The HTTP server could not accept or serve connections.
+    #[error("http server: {0}")]
+    Serve(#[source] std::io::Error),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -74,7 +91,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::ClickHouse { retryable, .. } | Error::Delivery { retryable, .. } => *retryable,
-            Error::DrainTimeout { .. } => true,
+            Error::DrainTimeout { .. } | Error::Kafka(_) => true,
             Error::Storage(_)
             | Error::Io { .. }
             | Error::Serde(_)
@@ -83,6 +100,10 @@ impl Error {
             | Error::Config(_)
             | Error::InvalidData(_)
             | Error::NotFound { .. }
+            | Error::InvalidQuery(_)
+            | Error::UnknownId { .. }
+            | Error::Unsupported(_)
+            | Error::Serve(_)
             | Error::Join(_) => false,
         }
     }

@@ -64,6 +64,18 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// Where an alert is in the analyst workflow.
@@ -75,6 +87,30 @@ pub enum AlertStatus {
     Acknowledged,
     Resolved,
     FalsePositive,
+}
+
+impl AlertStatus {
+    /// The snake_case name used in JSON, query strings and ClickHouse enums.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::FalsePositive => "false_positive",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        [
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            AlertStatus::Resolved,
+            AlertStatus::FalsePositive,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
 }
 
 /// One anomalous window for one identity, with the evidence an analyst needs.
@@ -100,6 +136,19 @@ pub struct Alert {
     pub event_count: u64,
     #[serde(default)]
     pub status: AlertStatus,
+    /// Deterministic rules that fired beside the model, each with its reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_hits: Vec<RuleHit>,
+}
+
+/// A deterministic rule that fired on the alert's window ("token used from 7 distinct IPs
+/// in 60 s (limit 3)").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleHit {
+    /// The rule's id (`token_ips`, `impossible_travel`, ...).
+    pub rule: String,
+    pub severity: Severity,
+    pub reason: String,
 }
 
 impl Alert {
@@ -266,15 +315,21 @@ pub enum SubjectId {
     Uri { uri: String },
 }
 
-/// Filter for [`crate::AlertStore::alerts`]. Results are newest `window_end` first.
+/// Filter for [`crate::AlertStore::alerts`] (and, without `limit`, for
+/// [`crate::AlertStore::alert_counts`]). Results are newest `window_end` first.
 ///
-/// `since` is inclusive and `until` exclusive, both on `window_end`.
+/// `since` is inclusive and `until` exclusive, both on `window_end`. Every filter that is
+/// set must hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertQuery {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub identity: Option<String>,
+    /// One of the alert's `apis` (route templates such as `GET /v1/users/{id}`), exactly.
+    pub api: Option<String>,
     pub min_severity: Option<Severity>,
+    pub status: Option<AlertStatus>,
     pub limit: usize,
 }
 
@@ -284,21 +339,122 @@ impl Default for AlertQuery {
             since: None,
             until: None,
             identity: None,
+            api: None,
             min_severity: None,
+            status: None,
             limit: 100,
         }
     }
 }
 
 impl AlertQuery {
-    /// Whether an alert passes the non-time filters (shared by store implementations
-    /// that filter client-side).
+    /// Whether an alert passes every filter (shared by store implementations that
+    /// filter client-side).
     pub(crate) fn matches(&self, alert: &Alert) -> bool {
         let identity_ok = self.identity.as_deref().is_none_or(|i| i == alert.identity);
+        let api_ok = self
+            .api
+            .as_deref()
+            .is_none_or(|api| alert.apis.iter().any(|a| a == api));
         let severity_ok = self.min_severity.is_none_or(|s| alert.severity >= s);
+        let status_ok = self.status.is_none_or(|s| alert.status == s);
         let since_ok = self.since.is_none_or(|s| alert.window_end >= s);
         let until_ok = self.until.is_none_or(|u| alert.window_end < u);
-        identity_ok && severity_ok && since_ok && until_ok
+        identity_ok && api_ok && severity_ok && status_ok && since_ok && until_ok
+    }
+}
+
+/// Alert counts over time: [`crate::AlertStore::alert_counts`] counts the alerts that
+/// match `filter` (its `limit` is ignored) per `bucket_secs`-long bucket of `window_end`,
+/// buckets aligned on multiples of `bucket_secs` since the unix epoch (so hours start on
+/// the hour, in UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountQuery {
+    pub filter: AlertQuery,
+    pub bucket_secs: u64,
+    /// One count per bucket and severity instead of one per bucket.
+    pub by_severity: bool,
+}
+
+impl CountQuery {
+    /// Hourly counts of every alert.
+    pub fn hourly() -> Self {
+        CountQuery {
+            filter: AlertQuery::default(),
+            bucket_secs: 3600,
+            by_severity: false,
+        }
+    }
+
+    /// Refuses a zero-length bucket (stores divide by it).
+    pub(crate) fn check(&self) -> crate::Result<()> {
+        if self.bucket_secs == 0 {
+            return Err(crate::Error::InvalidQuery(
+                "bucket must be at least one second".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The start of the bucket `t` falls in, in unix seconds.
+    pub(crate) fn bucket_of(&self, t: DateTime<Utc>) -> i64 {
+        let size = i64::try_from(self.bucket_secs).unwrap_or(i64::MAX);
+        t.timestamp().div_euclid(size) * size
+    }
+}
+
+/// One bucket of [`CountQuery`]: buckets without alerts are left out. Sorted by `start`,
+/// then severity (least severe first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountBucket {
+    pub start: DateTime<Utc>,
+    /// Set when the query asked for counts by severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    pub count: u64,
+}
+
+/// Adds `n` alerts to the bucket (`start_secs`, `severity`) and returns the sorted list:
+/// shared by the stores so both aggregate the same way.
+pub(crate) fn collect_buckets(
+    counts: impl IntoIterator<Item = (i64, Severity, u64)>,
+    by_severity: bool,
+) -> crate::Result<Vec<CountBucket>> {
+    let mut map = std::collections::BTreeMap::<(i64, Option<Severity>), u64>::new();
+    for (start, severity, n) in counts {
+        let key = (start, by_severity.then_some(severity));
+        *map.entry(key).or_default() += n;
+    }
+    map.into_iter()
+        .map(|((start, severity), count)| {
+            let start = DateTime::from_timestamp(start, 0)
+                .ok_or_else(|| crate::Error::InvalidData(format!("bad bucket start {start}")))?;
+            Ok(CountBucket {
+                start,
+                severity,
+                count,
+            })
+        })
+        .collect()
+}
+
+/// An analyst's note on an alert. Notes are append-only; the same note (alert, time,
+/// author, text) added twice is kept once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertNote {
+    pub alert_id: String,
+    pub at: DateTime<Utc>,
+    /// Who wrote it: the API key's name for notes added over HTTP.
+    pub author: String,
+    pub text: String,
+}
+
+impl AlertNote {
+    /// Deterministic id, the stores' idempotency key.
+    pub fn id(&self) -> String {
+        let millis = self.at.timestamp_millis().to_string();
+        hash_id(&[&self.alert_id, &millis, &self.author, &self.text])
     }
 }
 
@@ -316,7 +472,7 @@ pub fn decision_id(alert_id: &str, action: Action, scope: Scope, value: &str) ->
 }
 
 /// Hex of the first 16 bytes of SHA-256 over the separator-joined fields.
-fn hash_id(fields: &[&str]) -> String {
+pub(crate) fn hash_id(fields: &[&str]) -> String {
     let joined = fields.join(ID_FIELD_SEPARATOR);
     let digest = Sha256::digest(joined.as_bytes());
     hex::encode(&digest[..16])

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use common::{decision, Receiver};
 use outrider_alerts::{
     build_targets_with, verify, verify_jwt, DeliveryEvent, DeliveryState, Job, Jwks, Outbox,
-    OutboxWorker, Sent, SetPollQueue, SetTarget, Target, TargetConfig, WebhookConfig, WebhookSink,
+    OutboxWorker, RetryConfig, Sent, SetPollQueue, SetTarget, Target, TargetConfig, WebhookConfig,
+    WebhookSink,
 };
 
 const SECRET: &str = "integration-test-secret";
@@ -22,8 +23,11 @@ const SECRET: &str = "integration-test-secret";
 fn webhook_config(url: String) -> WebhookConfig {
     WebhookConfig {
         timeout_ms: 2000,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 10,
+        retry: RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 10,
+            ..RetryConfig::default()
+        },
         ..WebhookConfig::new("gateway", url, "UNUSED")
     }
 }
@@ -204,7 +208,7 @@ async fn configured_targets_deliver_side_by_side() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keys/ec-sec1.pem");
     let configs: Vec<TargetConfig> = serde_json::from_value(serde_json::json!([
         {"type": "webhook", "name": "gateway", "url": receiver.url(), "secret_env": "OUTRIDER_IT_WEBHOOK_SECRET",
-         "initial_backoff_ms": 1, "max_backoff_ms": 10},
+         "retry": {"initial_backoff_ms": 1, "max_backoff_ms": 10}},
         {"type": "set", "name": "caep", "issuer": "https://outrider.test", "audience": "https://rp.test",
          "key_path": key_path, "delivery": {"method": "poll", "receiver": "rp"}},
     ]))

@@ -2,9 +2,26 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong writing a dataset out. Generating one cannot fail.
+/// What can go wrong: a configuration that makes no sense, files that cannot be read or
+/// written, tables without the columns asked for. Generating traffic itself cannot fail.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A configuration value is out of range or inconsistent; the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Reading a file failed.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its content is not what was expected.
+    #[error("{}: {reason}", path.display())]
+    Format { path: PathBuf, reason: String },
+    /// Training or scoring a model failed.
+    #[error("model: {0}")]
+    Model(String),
     /// Creating or writing a file failed.
     #[error("cannot write {}: {source}", path.display())]
     Io {

@@ -1,8 +1,9 @@
 //! Scoring detections against the injected campaigns.
 //!
-//! A campaign counts as detected when some detection names its identity key and its window
+//! A campaign counts as detected when some detection names one of its attacker keys (its
+//! identity key or, for a botnet or an address pool, any of its `keys`) and its window
 //! overlaps the campaign's span widened by `slack_ms` on both sides. Detections that match no
-//! campaign are false alerts.
+//! campaign are false alerts. (The full harness, per kind and level, is [`crate::harness`].)
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -60,10 +61,10 @@ impl EvaluationSummary {
     }
 }
 
-/// True when `d` is about `c`: same identity key and a window overlapping the campaign's span
-/// widened by `slack_ms`.
+/// True when `d` is about `c`: one of its attacker keys and a window overlapping the
+/// campaign's span widened by `slack_ms`.
 fn matches(c: &Campaign, d: &Detection, slack_ms: i64) -> bool {
-    d.identity_key == c.identity_key && c.overlaps(d.window_start_ms, d.window_end_ms, slack_ms)
+    c.is_attacker_key(&d.identity_key) && c.overlaps(d.window_start_ms, d.window_end_ms, slack_ms)
 }
 
 /// True when `d` names one of the campaign's related keys during its (widened) span.
@@ -192,6 +193,8 @@ mod tests {
             end_ms: end,
             description: String::new(),
             events: 10,
+            keys: Vec::new(),
+            intensity: 0.5,
         }
     }
 
@@ -260,6 +263,15 @@ mod tests {
         assert!(s
             .to_string()
             .ends_with("; 1 more on accounts the attacks targeted"));
+    }
+
+    #[test]
+    fn any_attacker_key_detects_a_multi_key_campaign() {
+        let mut c = campaign(1, "ip:10.0.0.1", 100_000, 400_000);
+        c.keys = vec!["ip:10.0.0.2".into()];
+        let s = evaluate(&[c], &[det("ip:10.0.0.2", 150_000, 210_000)], 0);
+        assert!(s.campaigns[0].detected);
+        assert_eq!(s.false_alerts, 0);
     }
 
     #[test]

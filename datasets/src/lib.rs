@@ -1,28 +1,51 @@
-//! Outrider datasets: labelled synthetic API traffic for the demo and the tests, and the
-//! evaluation of detections against the injected attacks.
+//! Outrider datasets: labelled synthetic API traffic, exports for data scientists, and the
+//! evaluation harness and benchmark suite that score detectors against it.
 //!
 //! Layout:
-//! - [`generate`]: [`generate()`] turns a [`GeneratorConfig`] into a [`Dataset`] of gateway
-//!   and token-server events, each labelled with its attack [`Campaign`] (or benign).
-//! - [`io`]: writes a dataset as canonical JSON lines, its labels, and a campaign summary.
-//! - [`export`]: labelled feature tables as Parquet for data scientists.
-//! - [`evaluate`]: matches [`Detection`]s against campaigns ([`evaluate()`]): detection,
-//!   time to detect, false alerts.
+//! - [`mod@generate`]: [`EventStream`] turns a [`GeneratorConfig`] into gateway and
+//!   token-server events in time order, each labelled with its attack [`Campaign`] (or
+//!   benign); [`generate()`] collects a small one into a [`Dataset`].
+//! - [`formats`]: the events as each gateway and token server logs them.
+//! - [`io`]: writes a dataset (or a stream) in one or more formats, with labels and
+//!   campaigns.
+//! - [`export`]: Parquet tables of raw events and of labelled feature rows.
+//! - [`mod@evaluate`]: matches [`Detection`]s against campaigns ([`evaluate()`]): detection,
+//!   time to detect, false alerts (the demo's scorecard).
+//! - [`metrics`]: precision, recall, F1, ROC-AUC and PR-AUC.
+//! - [`harness`]: scored feature rows against labels, per attack kind, at event,
+//!   window, identity and campaign level; a Markdown table, JSON and SVG plots.
+//! - [`suite`]: benchmark scenarios (`datasets/suite/*.toml`) run end to end.
+//! - [`table`]: loads any CSV or Parquet feature table with a label column.
 //! - [`error`]: the crate's [`Error`] and [`Result`].
 
 pub mod error;
 pub mod evaluate;
 pub mod export;
+pub mod formats;
 pub mod generate;
+pub mod harness;
 pub mod io;
+pub mod metrics;
+pub mod plot;
+pub mod suite;
+pub mod table;
 
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, CampaignResult, Detection, EvaluationSummary};
-pub use export::{label_rows, write_features_parquet};
+pub use export::{label_rows, raw_event_schema, write_features_parquet, RawEventWriter};
+pub use formats::OutputFormat;
 pub use generate::{
-    generate, AttackKind, AttackMix, Campaign, Dataset, GeneratorConfig, LabelledEvent,
-    DEFAULT_START_MS,
+    generate, ApiKind, AttackKind, AttackMix, AttackSpec, Campaign, Dataset, EventStream,
+    GeneratorConfig, LabelledEvent, TrafficModel, DEFAULT_START_MS,
 };
+pub use harness::{table_report, Evaluation, Level, Report, ReportOptions};
 pub use io::{
-    write_campaigns_json, write_dataset, write_events_jsonl, write_labels_jsonl, DatasetFiles,
+    read_campaigns_json, write_campaigns_json, write_dataset, write_events_jsonl,
+    write_labels_jsonl, write_stream, DatasetFiles, OutputTarget, WriteSummary,
 };
+/// The array types of [`Detector`] and [`FeatureTable`].
+pub use ndarray;
+pub use suite::{
+    run_suite, write_results, Detector, ForestDetector, ModelConfig, SuiteConfig, TrainOn,
+};
+pub use table::{load_table, FeatureTable, TableOptions};

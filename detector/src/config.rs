@@ -2,15 +2,20 @@
 //! TOML file, then `OUTRIDER__SECTION__KEY` environment variables. Every struct denies
 //! unknown fields, so a misspelt key is an error that names it, not a silent default.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
-use outrider_alerts::{ClickHouseConfig, WebhookConfig};
+use outrider_alerts::{
+    ClickHouseConfig, HttpConfig, IncidentConfig, KafkaSinkConfig, PolicySet, SetDelivery,
+    TargetConfig, WatchConfig,
+};
 use outrider_features::WindowConfig;
 use outrider_ingest::dead_letter::DeadLetterConfig;
 use outrider_ingest::identity::IdentityConfig;
 use outrider_ingest::parse::{Format, MappingConfig};
 use outrider_ingest::route::resolver::RouteConfig;
 use outrider_ingest::source::KafkaSourceConfig;
+use outrider_models::RulesConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -20,7 +25,18 @@ pub struct Config {
     pub features: WindowConfig,
     pub model: ModelConfig,
     pub alerts: AlertsConfig,
+    /// How alerts group into incidents and when repeats are suppressed.
+    pub incidents: IncidentConfig,
     pub decisions: DecisionsConfig,
+    /// The HTTP API for analysts and enforcement points; off unless `[http]` is set.
+    pub http: Option<HttpConfig>,
+    /// Where alerts and decisions are published for SIEMs.
+    pub siem: SiemConfig,
+    /// Checks later traffic against revoke and block decisions; off unless
+    /// `[revocation_watch]` is set.
+    pub revocation_watch: Option<WatchConfig>,
+    /// Deterministic rules beside the model (limits and severities per rule).
+    pub rules: RulesConfig,
     pub pipeline: PipelineConfig,
 }
 
@@ -116,12 +132,18 @@ impl Default for AlertsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecisionsConfig {
-    /// Shadow mode: decisions are recorded but not sent to any enforcement point.
+    /// Shadow mode for every decision, whatever the policy file says: decisions are
+    /// stored, marked `simulated`, and never sent to an enforcement point.
     pub simulated: bool,
-    /// How long an enforcement point should keep a decision.
+    /// How long an enforcement point should keep a decision of the built-in policy (a
+    /// policy file sets its own TTLs).
     pub ttl_secs: u64,
-    /// Signed webhooks that receive every decision that is not simulated.
-    pub webhooks: Vec<WebhookConfig>,
+    /// A policy file (see `examples/policies/`); without one the built-in policy decides
+    /// (block an anonymous IP, revoke an identity's seen tokens, else block the identity).
+    pub policy_file: Option<PathBuf>,
+    /// Enforcement points that receive every decision that is not simulated: signed
+    /// webhooks, RFC 7009 revocation endpoints, Security Event Token receivers.
+    pub targets: Vec<TargetConfig>,
     /// At the end of a replay, how long to wait for the outbox to drain.
     pub drain_timeout_secs: u64,
 }
@@ -131,10 +153,51 @@ impl Default for DecisionsConfig {
         Self {
             simulated: false,
             ttl_secs: 3600,
-            webhooks: Vec::new(),
+            policy_file: None,
+            targets: Vec::new(),
             drain_timeout_secs: 30,
         }
     }
+}
+
+impl DecisionsConfig {
+    /// The policies that turn alerts into decisions: the policy file's, else the built-in
+    /// ones. The global `simulated` flag is applied by the pipeline on top of either.
+    pub fn policies(&self) -> crate::Result<PolicySet> {
+        match &self.policy_file {
+            Some(path) => PolicySet::load(path).map_err(|e| match e {
+                outrider_alerts::Error::Io { path, source } => crate::Error::Config(format!(
+                    "`decisions.policy_file`: cannot read {}: {source}",
+                    path.display()
+                )),
+                other => alerts_config_error("`decisions.policy_file`: ", other),
+            }),
+            None => Ok(PolicySet::builtin(self.ttl_secs, self.simulated)),
+        }
+    }
+
+    /// The receivers of the `set` targets that queue for polling (RFC 8936).
+    pub fn poll_receivers(&self) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter_map(|t| match t {
+                TargetConfig::Set(set) => match &set.delivery {
+                    SetDelivery::Poll { receiver } => Some(receiver.as_str()),
+                    SetDelivery::Push { .. } => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Destinations for SIEMs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiemConfig {
+    /// A Kafka topic that receives every stored alert and decision as JSON, before the
+    /// source offsets behind them are committed.
+    pub kafka: Option<KafkaSinkConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,15 +235,99 @@ impl Config {
                 "`pipeline.batch_size` must be at least 1".into(),
             ));
         }
-        let mut names = std::collections::HashSet::new();
-        for w in &self.decisions.webhooks {
-            if !names.insert(w.name.as_str()) {
-                return Err(crate::Error::Config(format!(
-                    "`decisions.webhooks`: two webhooks are named {:?}",
-                    w.name
-                )));
+        self.incidents
+            .check()
+            .map_err(|e| alerts_config_error("", e))?;
+        self.validate_decisions()?;
+        if let Some(http) = &self.http {
+            self.validate_http(http)?;
+        }
+        if let Some(kafka) = &self.siem.kafka {
+            if kafka.brokers.trim().is_empty() || kafka.topic.trim().is_empty() {
+                return Err(crate::Error::Config(
+                    "`siem.kafka`: `brokers` and `topic` must not be empty".into(),
+                ));
+            }
+        }
+        if let Some(watch) = &self.revocation_watch {
+            if watch.watch_secs == 0 || watch.max_watched == 0 {
+                return Err(crate::Error::Config(
+                    "`revocation_watch.watch_secs` and `revocation_watch.max_watched` must be at least 1"
+                        .into(),
+                ));
             }
         }
         Ok(())
+    }
+
+    fn validate_decisions(&self) -> crate::Result<()> {
+        let mut names = HashSet::new();
+        for t in &self.decisions.targets {
+            if t.name().trim().is_empty() {
+                return Err(crate::Error::Config(
+                    "`decisions.targets`: a target has an empty `name`".into(),
+                ));
+            }
+            if !names.insert(t.name()) {
+                return Err(crate::Error::Config(format!(
+                    "`decisions.targets`: two targets are named {:?}",
+                    t.name()
+                )));
+            }
+        }
+        // Reads and checks the policy file, so a broken one fails `check-config`.
+        self.decisions.policies()?;
+        Ok(())
+    }
+
+    /// What can be checked without the API keys (they are read from the environment when
+    /// the service starts).
+    fn validate_http(&self, http: &HttpConfig) -> crate::Result<()> {
+        let invalid = |msg: String| Err(crate::Error::Config(msg));
+        if http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(format!(
+                "`http.listen`: {:?} is not an address and port such as \"127.0.0.1:8640\"",
+                http.listen
+            ));
+        }
+        if http.max_page == 0 {
+            return invalid("`http.max_page` must be at least 1".into());
+        }
+        if http.api_keys.is_empty() {
+            return invalid(
+                "`http.api_keys` is empty: every route needs an authenticated caller".into(),
+            );
+        }
+        let receivers = self.decisions.poll_receivers();
+        let mut names = HashSet::new();
+        for key in &http.api_keys {
+            let what = format!("`http.api_keys` {:?}", key.name);
+            if !names.insert(key.name.as_str()) {
+                return invalid(format!("{what}: the name is used twice"));
+            }
+            if key.roles.is_empty() {
+                return invalid(format!("{what}: `roles` is empty"));
+            }
+            if key.key_env.trim().is_empty() {
+                return invalid(format!("{what}: `key_env` is empty"));
+            }
+            if let Some(r) = &key.set_receiver {
+                if !receivers.contains(&r.as_str()) {
+                    return invalid(format!(
+                        "{what}: `set_receiver` {r:?} is not the receiver of a `set` target with poll delivery"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An alerts-crate error as a detector configuration error, without a second
+/// "invalid configuration" prefix.
+pub(crate) fn alerts_config_error(prefix: &str, e: outrider_alerts::Error) -> crate::Error {
+    match e {
+        outrider_alerts::Error::Config(msg) => crate::Error::Config(format!("{prefix}{msg}")),
+        other => crate::Error::Config(format!("{prefix}{other}")),
     }
 }

@@ -1,7 +1,9 @@
 //! Outrider detector: the pipeline that turns raw records into stored alerts and decisions.
 //!
 //! One code path serves replay (files) and live traffic (Kafka):
-//! source -> parse -> features -> score -> alerts -> store -> decisions -> outbox -> commit.
+//! source -> parse -> features -> score -> incidents -> alerts stored -> policies ->
+//! decisions stored, fed, enqueued, published -> commit. Requests are also checked against
+//! the revocations already decided (`[revocation_watch]`).
 //!
 //! Layout:
 //! - [`config`]: the service configuration tree.
@@ -10,7 +12,8 @@
 //! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
 //! - [`commit`]: which offsets are safe to commit (at-least-once).
 //! - [`watermark`]: event-time progress per partition.
-//! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker.
+//! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker
+//!   and, with `[http]`, the HTTP API (`outrider_alerts::HttpApi`).
 //! - [`train`]: the same features, computed over a file, fed to model training.
 
 pub mod commit;
@@ -26,4 +29,4 @@ pub mod watermark;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use pipeline::{Pipeline, PipelineStats};
-pub use service::{run, RunSummary};
+pub use service::{run, run_with, RunOptions, RunSummary};

@@ -1,22 +1,29 @@
 //! The detector loop. It is generic over the [`Source`], so a file replay and a Kafka
 //! consumer group run exactly the same code.
 //!
-//! Order per batch: parse (bad records -> dead letters, synced) -> features -> rows of the
-//! windows the watermark passed -> scores -> alerts stored -> decisions stored and put in the
-//! outbox -> only then the offsets of fully processed records are committed.
+//! Order per batch: parse (bad records -> dead letters, synced; requests checked against
+//! watched revocations) -> features -> rows of the windows the watermark passed -> scores ->
+//! alerts grouped into incidents (repeats suppressed) -> raised alerts stored -> policies
+//! decide -> decisions stored, appended to the decision feed, put in the outbox, published
+//! with their alerts to the SIEM topic -> incidents stored -> only then the offsets of fully
+//! processed records are committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use outrider_alerts::{AlertStore, Outbox};
+use chrono::{DateTime, Utc};
+use outrider_alerts::{
+    Alert, AlertStore, Decision, DecisionFeed, Finding, IncidentConfig, IncidentGrouper, KafkaSink,
+    Observation, Outbox, PolicySet, RevocationWatcher, Scope, Verdict,
+};
 use outrider_features::{FeatureExtractor, FeatureRow, Observed, WindowConfig};
 use outrider_ingest::dead_letter::{DeadLetter, DeadLetters};
 use outrider_ingest::source::Partition;
-use outrider_ingest::{Batch, Parsed, Record, Source};
-use outrider_models::TrainedModel;
+use outrider_ingest::{ApiEvent, Batch, Event, Parsed, Record, Source};
+use outrider_models::{RulesConfig, TrainedModel};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -25,6 +32,7 @@ use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
 use crate::normalize::Normalizer;
 use crate::score;
+use crate::score::Scorer;
 use crate::watermark::Watermarks;
 
 /// How often a long-running pipeline saves the API inventory.
@@ -42,13 +50,23 @@ pub struct PipelineStats {
     pub late_events: u64,
     pub ignored_events: u64,
     pub rows_scored: u64,
+    /// Alerts raised and stored (suppressed repeats are not).
     pub alerts: u64,
+    /// Repeats of a recent alert, counted in their incident instead of being raised.
+    pub suppressed_alerts: u64,
+    /// Decisions stored, simulated ones included.
     pub decisions: u64,
+    /// Of those, shadow-mode decisions: stored, never sent.
+    pub simulated_decisions: u64,
+    /// Requests that showed a revoke or block decision had not taken effect.
+    pub revocation_findings: u64,
     pub commits: u64,
     /// Times a quiet source let windows be emitted without waiting for lateness.
     pub idle_flushes: u64,
     /// Records behind the end of the assigned partitions, as the source last reported.
     pub consumer_lag: Option<i64>,
+    /// The source has ended (a replay read its whole input) and everything was emitted.
+    pub source_ended: bool,
 }
 
 impl PipelineStats {
@@ -62,12 +80,27 @@ impl PipelineStats {
 pub struct PipelineParts {
     pub window: WindowConfig,
     pub model: Arc<TrainedModel>,
+    /// Deterministic rules judged beside the model.
+    pub rules: RulesConfig,
     pub store: Arc<dyn AlertStore>,
+    /// Turns raised alerts into decisions.
+    pub policies: PolicySet,
+    /// Groups alerts into incidents and suppresses repeats (restored from the store by
+    /// the service).
+    pub incidents: IncidentGrouper,
     /// Non-simulated decisions are enqueued here for each of `targets`.
     pub outbox: Option<Arc<Outbox>>,
     pub targets: Vec<String>,
     /// Woken when the outbox has new entries.
     pub outbox_notify: Option<Arc<Notify>>,
+    /// Every stored decision is appended here, for gateways that pull.
+    pub feed: Option<Arc<DecisionFeed>>,
+    /// The SIEM topic: stored alerts and decisions are published before the offsets
+    /// behind them are committed.
+    pub siem: Option<Arc<KafkaSink>>,
+    /// Checks requests against revoke and block decisions.
+    pub watcher: Option<RevocationWatcher>,
+    /// `simulated` forces shadow mode on every decision.
     pub decisions: DecisionsConfig,
     pub pipeline: PipelineConfig,
     pub normalizer: Normalizer,
@@ -76,14 +109,52 @@ pub struct PipelineParts {
     pub inventory_path: Option<std::path::PathBuf>,
 }
 
+impl PipelineParts {
+    /// Parts with the defaults for everything but the essentials: the built-in policy,
+    /// default incident grouping, no outbox, feed, SIEM topic or revocation watch, no
+    /// inventory file. Callers set the fields they need.
+    pub fn new(
+        window: WindowConfig,
+        model: Arc<TrainedModel>,
+        store: Arc<dyn AlertStore>,
+        normalizer: Normalizer,
+        dead_letters: DeadLetters,
+    ) -> Result<Self> {
+        let decisions = DecisionsConfig::default();
+        Ok(Self {
+            window,
+            model,
+            rules: RulesConfig::default(),
+            store,
+            policies: decisions.policies()?,
+            incidents: IncidentGrouper::new(IncidentConfig::default())?,
+            outbox: None,
+            targets: Vec::new(),
+            outbox_notify: None,
+            feed: None,
+            siem: None,
+            watcher: None,
+            decisions,
+            pipeline: PipelineConfig::default(),
+            normalizer,
+            dead_letters,
+            inventory_path: None,
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Pipeline {
     parts: PipelineParts,
+    scorer: Scorer,
     extractor: FeatureExtractor,
     watermarks: Watermarks,
     commits: CommitTracker,
     stats: PipelineStats,
     progress: Option<tokio::sync::watch::Sender<PipelineStats>>,
+    /// Revocation findings of the records ingested since the last emit.
+    findings: Vec<Finding>,
+    watched: WatchedSubjects,
 }
 
 impl Pipeline {
@@ -91,13 +162,24 @@ impl Pipeline {
         let lateness_ms = i64::try_from(parts.window.allowed_lateness_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
         let idle = Duration::from_millis(parts.pipeline.idle_flush_ms);
+        let scorer = Scorer::new(
+            Arc::clone(&parts.model),
+            &parts.rules,
+            parts.window.window_secs,
+        )?;
+        for status in scorer.rule_statuses() {
+            tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
+        }
         Ok(Self {
+            scorer,
             extractor: FeatureExtractor::new(&parts.window)?,
             watermarks: Watermarks::new(lateness_ms, idle),
             parts,
             commits: CommitTracker::default(),
             stats: PipelineStats::default(),
             progress: None,
+            findings: Vec::new(),
+            watched: WatchedSubjects::default(),
         })
     }
 
@@ -161,6 +243,7 @@ impl Pipeline {
             };
             self.emit(&rows).await?;
             self.commit(source, end).await?;
+            self.stats.source_ended = end;
             if let Some(tx) = &self.progress {
                 tx.send_replace(self.stats.clone());
             }
@@ -231,6 +314,9 @@ impl Pipeline {
                 }
                 Ok(Parsed::Event(event)) => {
                     self.stats.events += 1;
+                    if let Event::Api(api) = &event {
+                        self.check_revocations(api);
+                    }
                     match self.extractor.observe(&event) {
                         Observed::Accepted => {
                             let ts = event.ts().millis();
@@ -267,35 +353,129 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Feeds a request to the revocation watcher; findings are stored with the next emit,
+    /// before the record's offset can be committed.
+    fn check_revocations(&mut self, e: &ApiEvent) {
+        let Some(watcher) = &mut self.parts.watcher else {
+            return;
+        };
+        // An observation costs a few allocations: skip refused requests (the revocation
+        // working) and requests that concern no watched subject (nearly all of them).
+        if !(200..400).contains(&e.status) {
+            return;
+        }
+        let time = e.ts.to_datetime();
+        if watcher.is_empty() {
+            self.watched.clear();
+            return;
+        }
+        self.watched.prune(time);
+        if !self.watched.concerns(e) {
+            return;
+        }
+        let observation = Observation {
+            time,
+            identity: e.identity_key(),
+            jti: None,
+            aud: None,
+            status: e.status,
+            ip: Some(e.client_ip.to_string()),
+            route: e.route.clone(),
+            request_id: e.request_id.clone(),
+        };
+        let observation = match &e.identity.token_id {
+            Some(token) => observation.with_token_id(token),
+            None => observation,
+        };
+        for f in watcher.observe(&observation) {
+            tracing::warn!(
+                decision = %f.decision_id, alert = %f.alert.id, identity = %f.alert.identity,
+                request = %e.request_id, status = e.status, "revocation not effective"
+            );
+            self.findings.push(f);
+        }
+    }
+
+    /// Scores rows and handles the alerts they raise, with the revocation findings since
+    /// the last call: grouped, stored, decided on, delivered, published.
     async fn emit(&mut self, rows: &[FeatureRow]) -> Result<()> {
-        if rows.is_empty() {
+        let findings = std::mem::take(&mut self.findings);
+        if rows.is_empty() && findings.is_empty() {
             return Ok(());
         }
         self.stats.rows_scored += rows.len() as u64;
         let now = Utc::now();
-        let alerts = score::alerts_for(&self.parts.model, rows, now);
+        let alerts = self.scorer.alerts(rows, now);
+        let alerts = with_findings(alerts, &findings);
         if alerts.is_empty() {
             return Ok(());
         }
-        self.parts.store.insert_alerts(&alerts).await?;
-        let decisions: Vec<_> = alerts
-            .iter()
-            .flat_map(|a| score::decisions_for(a, &self.parts.decisions, now))
-            .collect();
+        let grouped = self.parts.incidents.group(&alerts);
+        // A finding is evidence that an enforcement point failed: it is stored even when
+        // the grouper folds it into an incident as a repeat.
+        let stored = with_findings(grouped.raised.clone(), &findings);
+        self.parts.store.insert_alerts(&stored).await?;
+        for f in &findings {
+            self.parts.store.add_note(&f.note).await?;
+        }
+        let mut decisions = self.parts.policies.decide_all(&grouped.raised, now);
+        if self.parts.decisions.simulated {
+            decisions.iter_mut().for_each(|d| d.simulated = true);
+        }
         self.parts.store.insert_decisions(&decisions).await?;
+        if let Some(feed) = &self.parts.feed {
+            feed.append(&decisions)?;
+        }
         self.enqueue(&decisions)?;
-        for a in &alerts {
+        if let Some(siem) = &self.parts.siem {
+            siem.publish(&stored, &decisions).await?;
+        }
+        self.watch(&decisions);
+        // Last: a restarted grouper treats the alerts its stored incidents list as seen and
+        // decides nothing on them again, so everything they lead to is stored first.
+        self.parts
+            .store
+            .upsert_incidents(&grouped.incidents)
+            .await?;
+        for a in &stored {
             tracing::info!(
                 alert = %a.id, identity = %a.identity, score = a.score,
                 why = %score::explain_briefly(a), "alert"
             );
         }
-        self.stats.alerts += alerts.len() as u64;
+        self.stats.alerts += stored.len() as u64;
+        self.stats.suppressed_alerts += grouped
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o.verdict, Verdict::Suppressed { .. }))
+            .count() as u64;
         self.stats.decisions += decisions.len() as u64;
+        self.stats.simulated_decisions += decisions.iter().filter(|d| d.simulated).count() as u64;
+        self.stats.revocation_findings += findings.len() as u64;
         Ok(())
     }
 
-    fn enqueue(&self, decisions: &[outrider_alerts::Decision]) -> Result<()> {
+    /// Starts watching the enforcing decisions, from the event time at which they were
+    /// made: requests are judged in event time, so a replay judges them as live traffic.
+    fn watch(&mut self, decisions: &[Decision]) {
+        let effective_at = self.event_clock();
+        let Some(watcher) = &mut self.parts.watcher else {
+            return;
+        };
+        for d in decisions {
+            let effective_at = effective_at.unwrap_or(d.created_at);
+            if watcher.watch_from(d, effective_at) {
+                self.watched.add(d, effective_at);
+            }
+        }
+    }
+
+    /// The newest event time seen: "now" for event-time decisions.
+    fn event_clock(&self) -> Option<DateTime<Utc>> {
+        self.extractor.max_event_time().map(score::millis_to_utc)
+    }
+
+    fn enqueue(&self, decisions: &[Decision]) -> Result<()> {
         let Some(outbox) = &self.parts.outbox else {
             return Ok(());
         };
@@ -327,9 +507,212 @@ impl Pipeline {
     }
 }
 
+/// The subjects of the decisions the revocation watcher watches, so that only requests
+/// that concern one of them become observations. It may keep a subject a little longer
+/// than the watcher (until the decision's TTL ends), never drop one earlier: a stale entry
+/// costs an observation, a missing one would hide a finding.
+#[derive(Debug, Default)]
+struct WatchedSubjects {
+    identities: HashMap<String, DateTime<Utc>>,
+    /// By `jti` (or the keyed hash of an opaque token), as the watcher matches tokens.
+    tokens: HashMap<String, DateTime<Utc>>,
+    ips: HashMap<IpAddr, DateTime<Utc>>,
+    /// Reused for identity keys.
+    key: String,
+    next_prune: Option<DateTime<Utc>>,
+}
+
+impl WatchedSubjects {
+    /// How often (in event time) entries past their end are dropped.
+    const PRUNE_EVERY_SECS: i64 = 60;
+
+    fn add(&mut self, d: &Decision, effective_at: DateTime<Utc>) {
+        let ttl = i64::try_from(d.ttl_secs)
+            .unwrap_or(i64::MAX)
+            .min(i64::MAX / 1000);
+        let until = effective_at
+            .checked_add_signed(chrono::Duration::seconds(ttl))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let keep_latest = |old: &mut DateTime<Utc>| *old = (*old).max(until);
+        match d.scope {
+            Scope::Token => {
+                let jti = token_jti(&d.value).to_owned();
+                self.tokens
+                    .entry(jti)
+                    .and_modify(keep_latest)
+                    .or_insert(until);
+            }
+            Scope::Identity => {
+                let id = d.value.clone();
+                self.identities
+                    .entry(id)
+                    .and_modify(keep_latest)
+                    .or_insert(until);
+            }
+            Scope::Ip => {
+                if let Ok(ip) = d.value.parse::<IpAddr>() {
+                    self.ips.entry(ip).and_modify(keep_latest).or_insert(until);
+                }
+            }
+        }
+    }
+
+    /// Whether the request's IP, token or identity is watched.
+    fn concerns(&mut self, e: &ApiEvent) -> bool {
+        if self.ips.contains_key(&e.client_ip) {
+            return true;
+        }
+        let token = e.identity.token_id.as_deref();
+        if token.is_some_and(|t| self.tokens.contains_key(token_jti(t))) {
+            return true;
+        }
+        if self.identities.is_empty() {
+            return false;
+        }
+        e.write_identity_key(&mut self.key);
+        self.identities.contains_key(self.key.as_str())
+    }
+
+    /// Drops the entries that ended before `now`, once a minute of event time.
+    fn prune(&mut self, now: DateTime<Utc>) {
+        if self.next_prune.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_prune = now.checked_add_signed(chrono::Duration::seconds(Self::PRUNE_EVERY_SECS));
+        self.identities.retain(|_, until| *until >= now);
+        self.tokens.retain(|_, until| *until >= now);
+        self.ips.retain(|_, until| *until >= now);
+    }
+
+    fn clear(&mut self) {
+        self.identities.clear();
+        self.tokens.clear();
+        self.ips.clear();
+    }
+}
+
+/// The `jti` of a token id (`jti:<id>@<aud>`, `jti:<id>`), or the id itself (a bare id, a
+/// keyed hash): what the revocation watcher matches tokens on.
+fn token_jti(token_id: &str) -> &str {
+    match token_id.strip_prefix("jti:") {
+        Some(rest) => rest.rsplit_once('@').map_or(rest, |(jti, _)| jti),
+        None => token_id,
+    }
+}
+
+/// `alerts` and the findings' alerts not among them, in that order.
+fn with_findings(mut alerts: Vec<Alert>, findings: &[Finding]) -> Vec<Alert> {
+    for f in findings {
+        if !alerts.iter().any(|a| a.id == f.alert.id) {
+            alerts.push(f.alert.clone());
+        }
+    }
+    alerts
+}
+
 fn trim_newline(mut b: &[u8]) -> &[u8] {
     while let [rest @ .., b'\n' | b'\r'] = b {
         b = rest;
     }
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outrider_alerts::{decision_id, Action};
+    use outrider_ingest::{EventTime, Identity};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        score::millis_to_utc(1_790_000_000_000 + secs * 1000)
+    }
+
+    fn decision(action: Action, scope: Scope, value: &str, ttl_secs: u64) -> Decision {
+        Decision {
+            id: decision_id("a", action, scope, value),
+            alert_id: "a".into(),
+            created_at: t(0),
+            action,
+            scope,
+            value: value.into(),
+            ttl_secs,
+            origin: "policy:test".into(),
+            simulated: false,
+            reason: String::new(),
+        }
+    }
+
+    fn request(subject: Option<&str>, token: Option<&str>, ip: [u8; 4]) -> ApiEvent {
+        ApiEvent {
+            ts: EventTime::from_millis(0),
+            request_id: "r".into(),
+            route: "/".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            status: 200,
+            latency_ms: 0.0,
+            bytes_in: 0,
+            bytes_out: 0,
+            client_ip: IpAddr::from(ip),
+            user_agent: String::new(),
+            identity: Identity {
+                subject: subject.map(str::to_owned),
+                token_id: token.map(str::to_owned),
+                ..Identity::default()
+            },
+            origin: Default::default(),
+        }
+    }
+
+    #[test]
+    fn watched_subjects_match_tokens_by_jti_identities_by_key_and_ips() {
+        let mut w = WatchedSubjects::default();
+        let bob = request(Some("bob"), Some("jti:zzz@bank"), [192, 0, 2, 9]);
+        assert!(!w.concerns(&bob), "nothing watched");
+        let watch = [
+            (Action::RevokeToken, Scope::Token, "jti:abc@bank"),
+            (Action::RevokeSessions, Scope::Identity, "sub:alice"),
+            (Action::Block, Scope::Ip, "203.0.113.7"),
+        ];
+        for (action, scope, value) in watch {
+            w.add(&decision(action, scope, value, 60), t(0));
+        }
+        // The watcher matches a token on its jti, whatever the audience says.
+        let other = [192, 0, 2, 1];
+        assert!(w.concerns(&request(None, Some("jti:abc@shop"), other)));
+        assert!(w.concerns(&request(None, Some("jti:abc"), other)));
+        assert!(w.concerns(&request(Some("alice"), None, other)));
+        assert!(w.concerns(&request(None, None, [203, 0, 113, 7])));
+        assert!(!w.concerns(&bob));
+        assert!(!w.concerns(&request(Some("alicia"), Some("jti:abcd@bank"), other)));
+    }
+
+    #[test]
+    fn watched_subjects_end_with_the_decision_ttl() {
+        let mut w = WatchedSubjects::default();
+        w.add(
+            &decision(Action::RevokeToken, Scope::Token, "tok-1", 60),
+            t(0),
+        );
+        w.add(
+            &decision(Action::RevokeToken, Scope::Token, "tok-2", 600),
+            t(0),
+        );
+        let tok1 = request(None, Some("tok-1"), [192, 0, 2, 1]);
+        let tok2 = request(None, Some("tok-2"), [192, 0, 2, 1]);
+        w.prune(t(30));
+        assert!(w.concerns(&tok1));
+        w.prune(t(120));
+        assert!(!w.concerns(&tok1), "past its TTL");
+        assert!(w.concerns(&tok2));
+    }
+
+    #[test]
+    fn token_jti_reads_every_token_id_form() {
+        assert_eq!(token_jti("jti:abc@bank"), "abc");
+        assert_eq!(token_jti("jti:abc"), "abc");
+        assert_eq!(token_jti("jti:a@b@c"), "a@b");
+        assert_eq!(token_jti("h:0123"), "h:0123");
+        assert_eq!(token_jti("7a20fe85"), "7a20fe85");
+    }
 }

@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 //! Against a real Kafka-protocol broker and a real ClickHouse server (started by
 //! `scripts/test.sh`): events produced to Kafka come out as alerts in ClickHouse and as
-//! signed webhooks; a detector that stops after consuming but before storing loses nothing.
+//! signed webhooks; a detector that stops after consuming but before storing loses nothing;
+//! alerts and decisions reach the SIEM topic, and a SIEM topic that is down holds the
+//! commit back.
 
 mod common;
 
@@ -13,13 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use outrider_alerts::{
     Alert, AlertQuery, AlertStore, ClickHouseConfig, ClickHouseStore, Decision, EmbeddedStore,
-    WebhookConfig,
+    KafkaSinkConfig, RetryConfig, TargetConfig, WebhookConfig,
 };
 use outrider_datasets::Dataset;
 use outrider_detector::config::{SourceKind, StoreKind};
 use outrider_detector::normalize::Normalizer;
 use outrider_detector::pipeline::{Pipeline, PipelineParts, PipelineStats};
-use outrider_detector::{service, train, Config};
+use outrider_detector::{service, train, Config, Error};
 use outrider_ingest::dead_letter::{DeadLetterFile, DeadLetters};
 use outrider_ingest::source::kafka::{ensure_topic, produce_lines};
 use outrider_ingest::source::{KafkaSource, KafkaSourceConfig};
@@ -115,10 +117,13 @@ async fn kafka_events_become_clickhouse_alerts_and_signed_webhooks() {
         database: unique("outrider_it"),
         ..ClickHouseConfig::default()
     };
-    config.decisions.webhooks = vec![WebhookConfig {
-        initial_backoff_ms: 50,
+    config.decisions.targets = vec![TargetConfig::Webhook(WebhookConfig {
+        retry: RetryConfig {
+            initial_backoff_ms: 50,
+            ..RetryConfig::default()
+        },
         ..WebhookConfig::new("gateway", hook_url, common::WEBHOOK_SECRET_ENV)
-    }];
+    })];
 
     let (progress_tx, mut progress) = watch::channel(PipelineStats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -243,20 +248,15 @@ fn committed_total(brokers: &str, topic: &str, group: &str) -> i64 {
 fn pipeline(dir: &std::path::Path, store: Arc<dyn AlertStore>) -> Pipeline {
     let config = Config::default();
     let model = train::load_model(&common::model_file(dir)).unwrap();
-    Pipeline::new(PipelineParts {
-        window: config.features.clone(),
-        model: Arc::new(model),
+    let parts = PipelineParts::new(
+        config.features.clone(),
+        Arc::new(model),
         store,
-        outbox: None,
-        targets: Vec::new(),
-        outbox_notify: None,
-        decisions: config.decisions.clone(),
-        pipeline: config.pipeline.clone(),
-        normalizer: Normalizer::new(&config.source).unwrap(),
-        dead_letters: DeadLetters::File(DeadLetterFile::open(&dir.join("dead.jsonl")).unwrap()),
-        inventory_path: None,
-    })
-    .unwrap()
+        Normalizer::new(&config.source).unwrap(),
+        DeadLetters::File(DeadLetterFile::open(&dir.join("dead.jsonl")).unwrap()),
+    )
+    .unwrap();
+    Pipeline::new(parts).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,4 +327,120 @@ async fn a_detector_stopped_before_storing_rereads_its_events_on_restart() {
             "campaign lost after restart: {c:?}"
         );
     }
+}
+
+/// A SIEM topic on a port where no broker listens: every publish times out.
+fn unreachable_siem() -> KafkaSinkConfig {
+    KafkaSinkConfig {
+        timeout_ms: 1500,
+        ..KafkaSinkConfig::new("127.0.0.1:1", "outrider.siem")
+    }
+}
+
+/// Needs no broker: nothing listens where the SIEM topic is said to be.
+#[tokio::test]
+async fn a_siem_topic_that_is_down_stops_the_run_with_a_retryable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::write_traffic(dir.path(), &common::attack_traffic(60, 30));
+    let mut config = common::replay_config(dir.path(), input);
+    config.siem.kafka = Some(unreachable_siem());
+    let err = service::run(&config, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Alerts(e) if e.is_retryable()),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("outrider.siem"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs kafka: run scripts/test.sh"]
+async fn every_stored_alert_and_decision_reaches_the_siem_topic() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let brokers = env("OUTRIDER_TEST_KAFKA_BROKERS");
+    let dir = tempfile::tempdir().unwrap();
+    let input = common::write_traffic(dir.path(), &common::attack_traffic(25, 15));
+    let topic = unique("siem");
+    ensure_topic(&brokers, &topic, PARTITIONS).await.unwrap();
+    let mut config = common::replay_config(dir.path(), input);
+    config.siem.kafka = Some(KafkaSinkConfig::new(brokers.clone(), topic.clone()));
+    let summary = service::run(&config, std::future::pending()).await.unwrap();
+    let (alerts, decisions) = common::stored(&config).await;
+    assert!(!alerts.is_empty() && !decisions.is_empty());
+    assert_eq!(alerts.len() as u64, summary.stats.alerts);
+
+    let expected: HashSet<(String, String)> = alerts
+        .iter()
+        .map(|a| ("alert".to_owned(), a.id.clone()))
+        .chain(
+            decisions
+                .iter()
+                .map(|d| ("decision".to_owned(), d.id.clone())),
+        )
+        .collect();
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", unique("siem-reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while seen.len() < expected.len() && std::time::Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.unwrap();
+        let headers = message.headers().unwrap();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8(v.to_vec()).unwrap())
+                .unwrap()
+        };
+        let record: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        let kind = header("outrider-kind");
+        assert_eq!(record["kind"], kind.as_str());
+        seen.insert((kind, header("outrider-id")));
+    }
+    assert_eq!(
+        seen, expected,
+        "the topic holds exactly the stored alerts and decisions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs kafka: run scripts/test.sh"]
+async fn a_siem_topic_that_is_down_holds_back_the_commit() {
+    let brokers = env("OUTRIDER_TEST_KAFKA_BROKERS");
+    let dir = tempfile::tempdir().unwrap();
+    let traffic = common::attack_traffic(25, 15);
+    let topic = unique("events");
+    let group = unique("group");
+    produce(&brokers, &topic, &traffic).await;
+    let mut config = Config::default();
+    config.source.kind = SourceKind::Kafka;
+    config.source.kafka = kafka_source(&brokers, &topic, &group);
+    config.model.path = common::model_file(dir.path());
+    config.alerts.data_dir = dir.path().join("state");
+    config.siem.kafka = Some(unreachable_siem());
+
+    let outcome = tokio::time::timeout(DEADLINE, service::run(&config, std::future::pending()))
+        .await
+        .expect("the run neither published nor failed");
+    let err = outcome.unwrap_err();
+    assert!(
+        matches!(&err, Error::Alerts(e) if e.is_retryable()),
+        "{err:?}"
+    );
+    let committed = committed_total(&brokers, &topic, &group);
+    assert!(
+        committed < traffic.events.len() as i64,
+        "the events behind the unpublished alerts stay uncommitted ({committed} committed)"
+    );
 }

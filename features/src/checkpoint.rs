@@ -14,8 +14,9 @@ use crate::schema::SCHEMA_ID;
 use crate::window::WindowConfig;
 
 const MAGIC: &[u8; 12] = b"OUTRIDER-FX\0";
-/// Bump when the serialized state changes shape.
-pub const CHECKPOINT_VERSION: u16 = 1;
+/// Bump when the serialized state changes shape or meaning (2: bucket samples are kept in
+/// time order).
+pub const CHECKPOINT_VERSION: u16 = 2;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

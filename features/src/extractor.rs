@@ -8,21 +8,26 @@
 //! row depends on the events, never on how they were split into batches or ordered within
 //! the allowed lateness: replay and live detection compute identical vectors.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use hashbrown::hash_map::RawEntryMut;
+use hashbrown::HashMap;
 use outrider_ingest::route::is_object_id;
 use outrider_ingest::{ApiEvent, Event, TokenEvent, TokenEventKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::hash::{hash32, seed};
-use crate::row::{Computed, Scratch};
+use crate::hash::{hash32, seed, Hasher};
+use crate::row::Scratch;
 use crate::schema::{FeatureId, FEATURE_COUNT};
-use crate::state::{Bucket, IpState, KeyState, Sample, TokenState};
+use crate::state::{pack_location, Bucket, IpState, KeyState, Sample, TokenState};
 use crate::tables::{Baselines, Markov, RouteNames};
 use crate::window::WindowConfig;
+
+/// Event time between two sweeps for idle keys.
+const EVICTION_SWEEP_MS: i64 = 60_000;
 
 /// The key that identities share once `max_tracked_keys` is reached.
 pub const OVERFLOW_KEY: &str = "overflow:untracked";
@@ -86,7 +91,8 @@ pub struct FeatureExtractor {
     pub(crate) config: WindowConfig,
     pub(crate) window_ms: i64,
     pub(crate) hop_ms: i64,
-    pub(crate) identities: HashMap<String, KeyState>,
+    /// Shared keys: the pending index below holds them too, without copies.
+    pub(crate) identities: HashMap<Arc<str>, KeyState>,
     pub(crate) ips: HashMap<u32, IpState>,
     pub(crate) tokens: HashMap<u32, TokenState>,
     pub(crate) routes: RouteNames,
@@ -95,11 +101,19 @@ pub struct FeatureExtractor {
     pub(crate) max_ts: Option<i64>,
     /// Unfolded buckets by start: the identities, and the IPs, that have one. Emitting and
     /// folding visit only these, never every tracked key.
-    pub(crate) pending: BTreeMap<i64, Vec<String>>,
+    pub(crate) pending: BTreeMap<i64, Vec<Arc<str>>>,
     pub(crate) ip_pending: BTreeMap<i64, Vec<u32>>,
+    /// When idle keys were last swept (see [`Self::evict_idle`]).
+    pub(crate) swept_at: Option<i64>,
     /// The end of the newest window emitted; nothing at or before it is emitted again.
     pub(crate) emitted_until: Option<i64>,
     pub(crate) stats: ExtractorStats,
+    /// The identity key of the event being observed: one buffer, not a string per event.
+    #[serde(skip)]
+    key_buf: String,
+    /// The user named by a failed login, as a key.
+    #[serde(skip)]
+    subject_buf: String,
 }
 
 impl FeatureExtractor {
@@ -119,7 +133,10 @@ impl FeatureExtractor {
             pending: BTreeMap::new(),
             ip_pending: BTreeMap::new(),
             emitted_until: None,
+            swept_at: None,
             stats: ExtractorStats::default(),
+            key_buf: String::new(),
+            subject_buf: String::new(),
         })
     }
 
@@ -152,7 +169,8 @@ impl FeatureExtractor {
     }
 
     fn observe_api(&mut self, e: &ApiEvent, ts: i64, start: i64) {
-        let key = e.identity_key();
+        let mut key = std::mem::take(&mut self.key_buf);
+        e.write_identity_key(&mut key);
         let route = hash32(seed::ROUTE, e.route.as_bytes());
         self.routes.intern(route, &e.route);
         let (object, walk_id) = innermost_object(&e.path);
@@ -165,21 +183,22 @@ impl FeatureExtractor {
             .map_or(0, |t| self.track_token(t, ts));
         let sample = Sample {
             offset_ms: offset(ts, start),
-            priority: priority(ts, &e.request_id, route, ip),
+            priority: priority(ts, e.request_id.as_bytes(), route, ip),
             route,
             object,
             walk_id,
             ip,
-            net: net_hash(e.client_ip),
+            net: e.origin.asn.map_or_else(|| net_hash(e.client_ip), asn_hash),
             user_agent: hash32(seed::USER_AGENT, e.user_agent.as_bytes()),
             token,
             bytes_out: u32::try_from(e.bytes_out).unwrap_or(u32::MAX),
             latency_us: latency_us(e.latency_ms),
+            location: e.origin.location().map_or(0, pack_location),
         };
         let identity = hash32(seed::IDENTITY, key.as_bytes());
         self.add_ip_identity(ip, start, identity);
         let hop_ms = self.hop_ms;
-        let bucket = self.bucket_for(key, ts, start);
+        let bucket = self.bucket_for(&key, ts, start);
         bucket.counters.api += 1;
         bucket.counters.count_status(e.status);
         bucket.counters.bytes_out = bucket.counters.bytes_out.saturating_add(e.bytes_out);
@@ -189,6 +208,7 @@ impl FeatureExtractor {
             .saturating_add(u64::from(sample.latency_us));
         bucket.add_evidence(sample.priority, &e.request_id);
         bucket.add_sample(sample, hop_ms);
+        self.key_buf = key;
     }
 
     /// Token-server events update the keys they name; returns whether any feature uses it.
@@ -209,31 +229,48 @@ impl FeatureExtractor {
                 _ => {}
             }
         }
-        let key = e.identity_key();
+        let mut key = std::mem::take(&mut self.key_buf);
+        e.write_identity_key(&mut key);
         if matches!(e.event, TokenEventKind::Logout)
             || (e.event == TokenEventKind::TokenRevoked && token == 0)
         {
-            self.key_state(key.clone(), ts).profile.note_logout(ts);
+            self.key_state(&key, ts).profile.note_logout(ts);
         }
-        self.add_token_sample(e, key, ts, start, token);
+        let named = match e.subject.as_deref() {
+            Some(subject) if e.event == TokenEventKind::LoginFailure => {
+                let mut named = std::mem::take(&mut self.subject_buf);
+                named.clear();
+                named.push_str("sub:");
+                named.push_str(subject);
+                Some(named)
+            }
+            _ => None,
+        };
+        // The identities an IP serves: for a failed login, the user it tried.
+        let identity = hash32(seed::IDENTITY, named.as_ref().unwrap_or(&key).as_bytes());
+        self.add_token_sample(e, (&key, identity), ts, start, token);
         // A failed login also counts against the user it named (brute force of one
         // account from many IPs), beside the IP it came from.
-        if e.event == TokenEventKind::LoginFailure {
-            if let Some(subject) = e.subject.as_deref().filter(|s| !s.is_empty()) {
-                self.add_token_sample(e, format!("sub:{subject}"), ts, start, token);
+        if let Some(named) = named {
+            if named.len() > "sub:".len() {
+                self.add_token_sample(e, (&named, identity), ts, start, token);
             }
+            self.subject_buf = named;
         }
+        self.key_buf = key;
         true
     }
 
-    fn add_token_sample(&mut self, e: &TokenEvent, key: String, ts: i64, start: i64, token: u32) {
+    /// `identity` is the hash of the identity the event names (for identities per IP).
+    fn add_token_sample(
+        &mut self,
+        e: &TokenEvent,
+        (key, identity): (&str, u32),
+        ts: i64,
+        start: i64,
+        token: u32,
+    ) {
         let ip = self.track_ip(e.client_ip, ts);
-        let identity = match (&e.event, e.subject.as_deref()) {
-            (TokenEventKind::LoginFailure, Some(s)) => {
-                hash32(seed::IDENTITY, format!("sub:{s}").as_bytes())
-            }
-            _ => hash32(seed::IDENTITY, key.as_bytes()),
-        };
         self.add_ip_identity(ip, start, identity);
         let sample = Sample {
             offset_ms: offset(ts, start),
@@ -247,6 +284,7 @@ impl FeatureExtractor {
             token,
             bytes_out: 0,
             latency_us: 0,
+            location: 0,
         };
         let hop_ms = self.hop_ms;
         let bucket = self.bucket_for(key, ts, start);
@@ -269,40 +307,43 @@ impl FeatureExtractor {
     }
 
     /// `key`, or [`OVERFLOW_KEY`] when it is new and the cap is reached.
-    fn admit(&mut self, key: String) -> String {
-        if self.identities.contains_key(&key) || !self.at_capacity() {
+    fn admit<'k>(&mut self, key: &'k str) -> &'k str {
+        if !self.at_capacity() || self.identities.contains_key(key) {
             key
         } else {
             self.stats.overflowed_events += 1;
-            OVERFLOW_KEY.to_owned()
+            OVERFLOW_KEY
         }
     }
 
     /// The state of `key` (see [`Self::admit`]).
-    fn key_state(&mut self, key: String, ts: i64) -> &mut KeyState {
-        let key = self.admit(key);
-        self.admitted_state(key, ts)
+    fn key_state(&mut self, key: &str, ts: i64) -> &mut KeyState {
+        self.admitted_state(key, ts).1
     }
 
-    /// The state of an admitted key, seen at `ts`.
-    fn admitted_state(&mut self, key: String, ts: i64) -> &mut KeyState {
-        let state = self.identities.entry(key).or_default();
+    /// The shared key and state of `key` (see [`Self::admit`]), seen at `ts`.
+    fn admitted_state(&mut self, key: &str, ts: i64) -> (&Arc<str>, &mut KeyState) {
+        let key = self.admit(key);
+        let (key, state) = match self.identities.raw_entry_mut().from_key(key) {
+            RawEntryMut::Occupied(o) => o.into_key_value(),
+            RawEntryMut::Vacant(v) => v.insert(Arc::from(key), KeyState::default()),
+        };
         state.last_seen_ms = state.last_seen_ms.max(ts);
-        state
+        (key, state)
     }
 
     /// The bucket of `key` starting at `start`, noted in `pending` when new.
-    fn bucket_for(&mut self, key: String, ts: i64, start: i64) -> &mut Bucket {
-        let key = self.admit(key);
-        let exists = self.identities.get(&key).is_some_and(|s| {
-            s.buckets
-                .binary_search_by_key(&start, |b| b.start_ms)
-                .is_ok()
-        });
-        if !exists {
-            self.pending.entry(start).or_default().push(key.clone());
+    fn bucket_for(&mut self, key: &str, ts: i64, start: i64) -> &mut Bucket {
+        let admitted = self.admit(key);
+        let (key, state) = match self.identities.raw_entry_mut().from_key(admitted) {
+            RawEntryMut::Occupied(o) => o.into_key_value(),
+            RawEntryMut::Vacant(v) => v.insert(Arc::from(admitted), KeyState::default()),
+        };
+        if !state.has_bucket(start) {
+            self.pending.entry(start).or_default().push(Arc::clone(key));
         }
-        self.admitted_state(key, ts).bucket_mut(start)
+        state.last_seen_ms = state.last_seen_ms.max(ts);
+        state.bucket_mut(start)
     }
 
     fn add_ip_identity(&mut self, ip: u32, start: i64, identity: u32) {
@@ -316,15 +357,14 @@ impl FeatureExtractor {
     /// The IP's hash; its state is created unless the cap is reached.
     fn track_ip(&mut self, addr: IpAddr, ts: i64) -> u32 {
         let h = ip_hash(addr);
-        if !self.ips.contains_key(&h) {
-            if self.at_capacity() {
-                self.stats.untracked_keys += 1;
-                return h;
-            }
-            self.ips.insert(h, IpState::new(addr));
-        }
         if let Some(s) = self.ips.get_mut(&h) {
             s.last_seen_ms = s.last_seen_ms.max(ts);
+        } else if self.at_capacity() {
+            self.stats.untracked_keys += 1;
+        } else {
+            let mut state = IpState::new(addr);
+            state.last_seen_ms = ts;
+            self.ips.insert(h, state);
         }
         h
     }
@@ -370,12 +410,14 @@ impl FeatureExtractor {
             return Vec::new();
         }
         let mut rows = Vec::new();
+        let mut scratch = Scratch::default();
         for end in self.window_ends(after, until) {
             self.fold_before(end - self.window_ms);
-            let mut of_end = self.rows_ending_at(end);
-            of_end.sort_by(|a, b| a.row.key.cmp(&b.row.key));
-            self.learn_from(&of_end);
-            rows.extend(of_end.into_iter().map(|c| c.row));
+            let first = rows.len();
+            scratch.route_calls.clear();
+            self.rows_ending_at(end, &mut scratch, &mut rows);
+            self.learn_from(&rows[first..], &scratch.route_calls);
+            self.baselines.refresh();
         }
         self.emitted_until = Some(until);
         // Buckets no window after `until` needs: fold them now to free memory.
@@ -409,11 +451,12 @@ impl FeatureExtractor {
         let ids: usize = self
             .identities
             .iter()
-            .map(|(k, s)| k.capacity() + s.heap_bytes())
+            // An `Arc<str>` key: two counters and the bytes.
+            .map(|(k, s)| 16 + k.len() + s.heap_bytes())
             .sum::<usize>()
             + self.identities.capacity()
                 * entry(
-                    std::mem::size_of::<String>(),
+                    std::mem::size_of::<Arc<str>>(),
                     std::mem::size_of::<KeyState>(),
                 );
         let ips: usize = self.ips.values().map(IpState::heap_bytes).sum::<usize>()
@@ -427,9 +470,7 @@ impl FeatureExtractor {
         let pending: usize = self
             .pending
             .values()
-            .map(|keys| {
-                48 + keys.capacity() * 24 + keys.iter().map(String::capacity).sum::<usize>()
-            })
+            .map(|keys| 48 + keys.capacity() * std::mem::size_of::<Arc<str>>())
             .sum::<usize>()
             + self
                 .ip_pending
@@ -480,6 +521,7 @@ impl FeatureExtractor {
                     fold_bucket(state, bucket, &mut self.markov);
                 }
             }
+            release_if_empty(&mut state.buckets);
         }
         let newer = self.ip_pending.split_off(&cutoff);
         for ip in std::mem::replace(&mut self.ip_pending, newer)
@@ -490,35 +532,34 @@ impl FeatureExtractor {
                 while state.buckets.front().is_some_and(|b| b.start_ms < cutoff) {
                     state.buckets.pop_front();
                 }
+                release_if_empty(&mut state.buckets);
             }
         }
     }
 
-    fn rows_ending_at(&self, end: i64) -> Vec<Computed> {
+    /// Appends the rows of the windows ending at `end` to `rows`, ordered by key.
+    fn rows_ending_at(&self, end: i64, scratch: &mut Scratch, rows: &mut Vec<FeatureRow>) {
         let first = if self.config.emit_every_hop {
             end - self.window_ms
         } else {
             end - self.hop_ms
         };
-        let mut keys: Vec<&String> = self
+        let mut keys: Vec<&Arc<str>> = self
             .pending
             .range(first..end)
             .flat_map(|(_, k)| k)
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut scratch = Scratch::default();
-        keys.into_iter()
-            .filter_map(|k| {
-                let state = self.identities.get(k)?;
-                self.row(k, state, end, &mut scratch)
-            })
-            .collect()
+        rows.extend(keys.into_iter().filter_map(|k| {
+            let state = self.identities.get(k)?;
+            self.row(k, state, end, scratch)
+        }));
     }
 
     /// Baselines and each key's own typical volume learn from the rows of one window end.
-    fn learn_from(&mut self, computed: &[Computed]) {
-        for row in computed.iter().map(|c| &c.row) {
+    fn learn_from(&mut self, rows: &[FeatureRow], route_calls: &[(u32, f64)]) {
+        for row in rows {
             let requests =
                 f64::from(row.get(FeatureId::RequestsPerMin)) * self.window_ms as f64 / 60_000.0;
             self.baselines.learn_peer(
@@ -529,7 +570,7 @@ impl FeatureExtractor {
                     f64::from(row.get(FeatureId::BytesOut)),
                 ],
             );
-            if let Some(state) = self.identities.get_mut(&row.key) {
+            if let Some(state) = self.identities.get_mut(row.key.as_str()) {
                 let p = &mut state.profile;
                 p.typical_requests = if p.active_windows == 0 {
                     requests
@@ -539,12 +580,22 @@ impl FeatureExtractor {
                 p.active_windows = p.active_windows.saturating_add(1);
             }
         }
-        for &(route, calls) in computed.iter().flat_map(|c| &c.route_calls) {
+        for &(route, calls) in route_calls {
             self.baselines.learn_route(route, calls);
         }
     }
 
+    /// Forgets keys idle for `idle_evict_secs`. A sweep visits every key, so it runs at
+    /// most once per [`EVICTION_SWEEP_MS`] of event time (idleness is measured in days),
+    /// not at every advance.
     fn evict_idle(&mut self, until: i64) {
+        if self
+            .swept_at
+            .is_some_and(|at| until - at < EVICTION_SWEEP_MS)
+        {
+            return;
+        }
+        self.swept_at = Some(until);
         let idle = self.config.idle_ms();
         let stale = |last: i64| last.saturating_add(idle) < until;
         let before = self.tracked();
@@ -557,9 +608,16 @@ impl FeatureExtractor {
     }
 }
 
+/// Most keys go quiet between bursts: their empty bucket queues should not keep the
+/// capacity of their busiest minute.
+fn release_if_empty<T>(buckets: &mut std::collections::VecDeque<T>) {
+    if buckets.is_empty() && buckets.capacity() > 0 {
+        *buckets = std::collections::VecDeque::new();
+    }
+}
+
 /// A bucket leaving the window teaches its key's profile and the Markov model.
-fn fold_bucket(state: &mut KeyState, mut bucket: Bucket, markov: &mut Markov) {
-    bucket.samples.sort_unstable();
+fn fold_bucket(state: &mut KeyState, bucket: Bucket, markov: &mut Markov) {
     for s in &bucket.samples {
         let ts = bucket.start_ms + i64::from(s.offset_ms);
         state.profile.learn(s, ts);
@@ -580,10 +638,15 @@ pub(crate) fn peer_group(key: &str) -> &str {
 
 /// The innermost object id of a path: (type and id hash, numeric id + 1 or 0).
 fn innermost_object(path: &str) -> (u32, u32) {
-    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    let path = path.get(..end).unwrap_or(path);
     let mut previous = "";
     let mut found = (0, 0);
-    for segment in path.split('/') {
+    // Segments are a few bytes long: an inline byte search beats `split('/')`'s searcher.
+    let mut rest = path;
+    loop {
+        let cut = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+        let (segment, tail) = rest.split_at(cut);
         if is_object_id(segment) {
             let kind = hash32(seed::OBJECT_TYPE, previous.as_bytes()) & 0xff00_0000;
             let id = hash32(seed::OBJECT, segment.as_bytes()) & 0x00ff_ffff;
@@ -594,8 +657,11 @@ fn innermost_object(path: &str) -> (u32, u32) {
         } else {
             previous = segment;
         }
+        match tail.strip_prefix('/') {
+            Some(next) => rest = next,
+            None => return found,
+        }
     }
-    found
 }
 
 fn ip_hash(addr: IpAddr) -> u32 {
@@ -603,6 +669,13 @@ fn ip_hash(addr: IpAddr) -> u32 {
         IpAddr::V4(a) => hash32(seed::IP, &a.octets()),
         IpAddr::V6(a) => hash32(seed::IP, &a.octets()),
     }
+}
+
+/// The client's network when the log names its autonomous system: an ASN follows who
+/// runs the network, which a prefix only approximates. (Four bytes hashed, where prefixes
+/// hash three or six, so the two never share an input.)
+fn asn_hash(asn: u32) -> u32 {
+    hash32(seed::NET, &asn.to_be_bytes())
 }
 
 /// The /24 of an IPv4 address or the /48 of an IPv6 one.
@@ -617,13 +690,12 @@ fn offset(ts: i64, start: i64) -> u32 {
     u32::try_from(ts - start).unwrap_or(u32::MAX)
 }
 
-fn priority(ts: i64, id: impl AsRef<[u8]>, a: u32, b: u32) -> u32 {
-    let mut bytes = Vec::with_capacity(24 + id.as_ref().len());
-    bytes.extend_from_slice(&ts.to_le_bytes());
-    bytes.extend_from_slice(&a.to_le_bytes());
-    bytes.extend_from_slice(&b.to_le_bytes());
-    bytes.extend_from_slice(id.as_ref());
-    hash32(seed::PRIORITY, &bytes)
+fn priority(ts: i64, id: &[u8], a: u32, b: u32) -> u32 {
+    Hasher::new(seed::PRIORITY)
+        .word(ts as u64)
+        .word((u64::from(a) << 32) | u64::from(b))
+        .bytes(id)
+        .finish32()
 }
 
 fn latency_us(ms: f32) -> u32 {

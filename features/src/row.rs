@@ -1,66 +1,94 @@
 //! Computing one key's row for one window from its buckets and the state it joins with.
+//!
+//! Rows are the hot path: every bucket is read by each of the windows that cover it. So a
+//! window reads its buckets in place (their samples are kept in time order, see
+//! [`Bucket::add_sample`]) and every temporary lives in a [`Scratch`] reused from row to
+//! row: little is allocated per row but the row itself.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::extractor::{peer_group, FeatureExtractor, FeatureRow, WindowContext};
 use crate::hash::spread32;
 use crate::schema::{FeatureId as F, FEATURE_COUNT};
 use crate::sketch::Hll;
-use crate::state::{Bucket, Counters, KeyState, Sample, SLOTS};
+use crate::state::{distance_km, unpack_location, Bucket, Counters, KeyState, Sample, SLOTS};
+use crate::tables::warm_z;
 
 /// How many routes, IPs, tokens and request ids a row keeps for the analyst.
 const CONTEXT_CAP: usize = 8;
 /// IPs of a row whose identities-per-IP are looked up.
 const IP_LOOKUPS: usize = 16;
 
-/// A row and what baselines learn from it once all rows of its window end exist.
-#[derive(Debug)]
-pub(crate) struct Computed {
-    pub row: FeatureRow,
-    /// (route, calls by this identity in the window).
-    pub route_calls: Vec<(u32, f64)>,
-}
+/// (token, position in the window, IP, user agent, time) of one token-bearing API call.
+type TokenCall = (u32, u32, u32, u32, i64);
 
 /// Buffers reused from row to row: most rows are small, and allocating for each dominated
 /// the cost of emitting them.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
-    samples: Vec<(i64, Sample)>,
     values: Vec<u32>,
+    ids: Vec<u32>,
+    sets: Sets,
+    token_calls: Vec<TokenCall>,
+    /// Hashes already looked up for the context.
+    seen: Vec<u32>,
+    /// (priority, bucket index, evidence index) of the window's evidence.
+    evidence: Vec<(u32, u16, u16)>,
+    /// (route, calls by this identity in the window) of every row of one window end, in
+    /// row order: what per-route baselines learn from once all rows exist.
+    pub route_calls: Vec<(u32, f64)>,
 }
 
-/// One window of one key, gathered from its buckets.
+/// What several features of a row share, sorted once: the distinct IPs, user agents and
+/// objects of the window, and its API calls' routes (with repeats).
+#[derive(Debug, Default)]
+struct Sets {
+    ips: Vec<u32>,
+    agents: Vec<u32>,
+    objects: Vec<u32>,
+    routes: Vec<u32>,
+}
+
+impl Sets {
+    fn fill(&mut self, w: &Window) {
+        distinct_into(&mut self.ips, w.samples().map(|s| s.ip));
+        distinct_into(&mut self.agents, w.samples().map(|s| s.user_agent));
+        distinct_into(&mut self.objects, w.samples().map(|s| s.object));
+        refill(&mut self.routes, w.api().map(|s| s.route)).sort_unstable();
+    }
+
+    fn distinct_routes(&self) -> usize {
+        self.routes.chunk_by(|a, b| a == b).count()
+    }
+}
+
+/// Sorted distinct non-zero `values` into `buf`.
+fn distinct_into(buf: &mut Vec<u32>, values: impl Iterator<Item = u32>) {
+    refill(buf, values.filter(|v| *v != 0));
+    count_distinct(buf);
+}
+
+/// One window of one key: its buckets, read in place.
 struct Window<'a> {
     buckets: std::collections::vec_deque::Iter<'a, Bucket>,
     counters: Counters,
-    /// Samples with absolute times, sorted by (time, priority).
-    samples: Vec<(i64, Sample)>,
     overflowed: bool,
 }
 
 impl<'a> Window<'a> {
-    fn gather(state: &'a KeyState, start: i64, end: i64, mut samples: Vec<(i64, Sample)>) -> Self {
+    fn gather(state: &'a KeyState, start: i64, end: i64) -> Self {
         let first = state.buckets.partition_point(|b| b.start_ms < start);
         let last = state.buckets.partition_point(|b| b.start_ms < end);
         let buckets = state.buckets.range(first..last);
         let mut counters = Counters::default();
-        samples.clear();
         let mut overflowed = false;
         for b in buckets.clone() {
             counters.add(&b.counters);
             overflowed |= b.overflow.is_some();
-            samples.extend(
-                b.samples
-                    .iter()
-                    .map(|s| (b.start_ms + i64::from(s.offset_ms), *s)),
-            );
         }
-        samples.sort_unstable();
         Self {
             buckets,
             counters,
-            samples,
             overflowed,
         }
     }
@@ -69,25 +97,35 @@ impl<'a> Window<'a> {
         self.buckets.len() == 0
     }
 
-    fn api(&self) -> impl Iterator<Item = &Sample> {
-        self.samples.iter().map(|(_, s)| s).filter(|s| s.is_api())
+    /// The samples in time order (buckets are in order, and samples within each).
+    fn samples(&self) -> impl Iterator<Item = &'a Sample> + Clone + 'a {
+        self.buckets.clone().flat_map(|b| b.samples.iter())
     }
 
-    /// Distinct values of `field` (0 excluded): exact from samples, or HyperLogLog over the
-    /// overflow sketches and the samples of the buckets that did not overflow.
+    /// The samples with their absolute times, in time order.
+    fn timed(&self) -> impl Iterator<Item = (i64, &'a Sample)> + 'a {
+        self.buckets.clone().flat_map(|b| {
+            b.samples
+                .iter()
+                .map(move |s| (b.start_ms + i64::from(s.offset_ms), s))
+        })
+    }
+
+    fn api(&self) -> impl Iterator<Item = &'a Sample> + Clone + 'a {
+        self.samples().filter(|s| s.is_api())
+    }
+
+    /// Distinct values of `field` (0 excluded): `exact`, counted from the samples, or
+    /// HyperLogLog over the overflow sketches and the samples of the buckets that did not
+    /// overflow.
     fn distinct(
         &self,
+        exact: usize,
         field: impl Fn(&Sample) -> u32,
         sketch: impl Fn(&crate::state::Overflow) -> &Hll,
     ) -> f64 {
         if !self.overflowed {
-            let mut v: Vec<u32> = self
-                .samples
-                .iter()
-                .map(|(_, s)| field(s))
-                .filter(|v| *v != 0)
-                .collect();
-            return count_distinct(&mut v) as f64;
+            return exact as f64;
         }
         let mut hll = Hll::default();
         for b in self.buckets.clone() {
@@ -166,61 +204,116 @@ fn sequential_walk(ids: &mut Vec<u32>) -> f64 {
     close as f64 / (ids.len() - 1) as f64
 }
 
-/// Per token in the window: (distinct IPs, IP switches in time order, distinct agents,
-/// last use).
-#[derive(Default)]
-struct TokenUse {
-    ips: Vec<u32>,
-    agents: Vec<u32>,
-    last_ip: u32,
-    switches: u32,
-    last_use: i64,
-}
-
-fn token_uses(w: &Window) -> HashMap<u32, TokenUse> {
-    let mut uses: HashMap<u32, TokenUse> = HashMap::new();
-    for (ts, s) in w.samples.iter().filter(|(_, s)| s.is_api() && s.token != 0) {
-        let u = uses.entry(s.token).or_default();
-        if u.last_ip != 0 && u.last_ip != s.ip {
-            u.switches += 1;
-        }
-        u.last_ip = s.ip;
-        u.last_use = *ts;
-        if !u.ips.contains(&s.ip) {
-            u.ips.push(s.ip);
-        }
-        if !u.agents.contains(&s.user_agent) {
-            u.agents.push(s.user_agent);
-        }
-    }
-    uses
-}
-
 /// Share of `values` (distinct, non-zero) not in `known`.
-fn novelty(values: &mut Vec<u32>, known: &[u32]) -> f64 {
-    values.retain(|v| *v != 0);
-    count_distinct(values);
+fn novelty(values: &[u32], known: &[u32]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
     values.iter().filter(|v| !known.contains(v)).count() as f64 / values.len() as f64
 }
 
+/// One token's calls in a window.
+struct TokenUse {
+    token: u32,
+    distinct_ips: usize,
+    /// IP changes between consecutive calls, in time order.
+    switches: u32,
+    distinct_agents: usize,
+    last_use: i64,
+}
+
+/// Folds a run of one token's calls (in time order) into its [`TokenUse`].
+fn token_use(calls: &[TokenCall], tmp: &mut Vec<u32>) -> Option<TokenUse> {
+    let &(token, ..) = calls.first()?;
+    let switches = calls.windows(2).filter(|w| w[0].2 != w[1].2).count() as u32;
+    let distinct_ips = count_distinct(refill(tmp, calls.iter().map(|c| c.2)));
+    let distinct_agents = count_distinct(refill(tmp, calls.iter().map(|c| c.3)));
+    Some(TokenUse {
+        token,
+        distinct_ips,
+        switches,
+        distinct_agents,
+        last_use: calls.last().map_or(0, |c| c.4),
+    })
+}
+
+/// The values of the first [`CONTEXT_CAP`] distinct hashes that `lookup` knows, in order;
+/// each hash is looked up once.
+fn first_known<T>(
+    hashes: impl Iterator<Item = u32>,
+    seen: &mut Vec<u32>,
+    lookup: impl Fn(u32) -> Option<T>,
+) -> Vec<T> {
+    seen.clear();
+    let mut out = Vec::new();
+    for h in hashes {
+        if out.len() == CONTEXT_CAP {
+            break;
+        }
+        if !seen.contains(&h) {
+            seen.push(h);
+            if let Some(v) = lookup(h) {
+                if out.capacity() == 0 {
+                    // One allocation per list: the cap is small.
+                    out.reserve_exact(CONTEXT_CAP);
+                }
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Moves shorter than this are GeoIP noise, not travel.
+const MIN_TRAVEL_KM: f64 = 100.0;
+
+/// The fastest move between consecutive located requests, in km/h: from the profile's
+/// last location (if it is older than the window) through the window's, in time order.
+fn geo_velocity(state: &KeyState, w: &Window) -> f64 {
+    let (last, last_ms) = state.profile.last_location;
+    let mut previous = (last != 0).then_some((last, last_ms));
+    let mut fastest: f64 = 0.0;
+    for (ts, s) in w.timed().filter(|(_, s)| s.location != 0) {
+        if let Some((at, when)) = previous.filter(|p| p.0 != s.location && p.1 <= ts) {
+            let km = distance_km(unpack_location(at), unpack_location(s.location));
+            if km >= MIN_TRAVEL_KM {
+                let hours = ((ts - when) as f64 / 3_600_000.0).max(1.0 / 60.0);
+                fastest = fastest.max(km / hours);
+            }
+        }
+        previous = Some((s.location, ts));
+    }
+    fastest
+}
+
+/// Appends the calls per route in the window to `out` from its sorted `routes`; sampled
+/// counts are scaled up for overflowed windows.
+fn route_calls(w: &Window, routes: &[u32], out: &mut Vec<(u32, f64)>) {
+    let scale = if routes.is_empty() {
+        1.0
+    } else {
+        f64::from(w.counters.api) / routes.len() as f64
+    };
+    out.extend(
+        routes
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], run.len() as f64 * scale)),
+    );
+}
+
 impl FeatureExtractor {
-    /// The row of `key` for the window ending at `end`, or `None` if it holds no events.
+    /// The row of `key` for the window ending at `end`, or `None` if it holds no events;
+    /// its per-route call counts are appended to `scratch.route_calls`.
     pub(crate) fn row(
         &self,
         key: &str,
         state: &KeyState,
         end: i64,
         scratch: &mut Scratch,
-    ) -> Option<Computed> {
+    ) -> Option<FeatureRow> {
         let start = end - self.window_ms;
-        let w = Window::gather(state, start, end, std::mem::take(&mut scratch.samples));
-        let computed =
-            (!w.is_empty()).then(|| self.compute(key, state, &w, start, end, &mut scratch.values));
-        scratch.samples = w.samples;
-        computed
+        let w = Window::gather(state, start, end);
+        (!w.is_empty()).then(|| self.compute(key, state, &w, start, end, scratch))
     }
 
     fn compute(
@@ -230,13 +323,15 @@ impl FeatureExtractor {
         w: &Window,
         start: i64,
         end: i64,
-        tmp: &mut Vec<u32>,
-    ) -> Computed {
+        scratch: &mut Scratch,
+    ) -> FeatureRow {
         let mut v = [0f64; FEATURE_COUNT];
         let c = &w.counters;
         let minutes = self.window_ms as f64 / 60_000.0;
+        scratch.sets.fill(w);
+        let tmp = &mut scratch.values;
         v[F::RequestsPerMin as usize] = f64::from(c.api) / minutes;
-        self.volume_features(w, &mut v, tmp);
+        self.volume_features(w, &scratch.sets, &mut v, tmp);
         v[F::Ratio4xx as usize] = ratio(c.status_4xx, c.api);
         v[F::Ratio401 as usize] = ratio(c.status_401, c.api);
         v[F::Ratio403 as usize] = ratio(c.status_403, c.api);
@@ -254,38 +349,46 @@ impl FeatureExtractor {
             quantile(refill(tmp, w.api().map(|s| s.latency_us)), 0.95) / 1000.0;
         let slots = (self.window_ms / self.hop_ms) as usize * SLOTS;
         v[F::RateDispersion as usize] = w.dispersion(slots);
-        self.history_features(state, w, end, &mut v, tmp);
-        let route_calls = self.route_calls(w, tmp);
-        self.baseline_features(key, &route_calls, &mut v);
+        self.history_features(state, w, end, &mut v, &scratch.sets, tmp);
+        let first_call = scratch.route_calls.len();
+        route_calls(w, &scratch.sets.routes, &mut scratch.route_calls);
+        self.baseline_features(key, &scratch.route_calls[first_call..], &mut v);
         v[F::TransitionSurprise as usize] = self.transition_surprise(w);
-        self.token_features(state, w, &mut v);
-        v[F::MaxIdentitiesPerIp as usize] = self.max_identities_per_ip(w, start, end, tmp);
+        self.token_features(state, w, &mut v, scratch);
+        v[F::MaxIdentitiesPerIp as usize] = self.max_identities_per_ip(start, end, scratch);
         v[F::TokenRefreshes as usize] = f64::from(c.refreshes);
         v[F::LoginFailures as usize] = f64::from(c.login_failures);
+        v[F::GeoVelocityKmh as usize] = geo_velocity(state, w);
         let mut values = [0f32; FEATURE_COUNT];
         for (out, x) in values.iter_mut().zip(v) {
             *out = if x.is_finite() { x as f32 } else { 0.0 };
         }
-        Computed {
-            row: FeatureRow {
-                key: key.to_owned(),
-                window_start_ms: start,
-                window_end_ms: end,
-                values,
-                context: self.context(w),
-            },
-            route_calls,
+        FeatureRow {
+            key: key.to_owned(),
+            window_start_ms: start,
+            window_end_ms: end,
+            values,
+            context: self.context(w, scratch),
         }
     }
 
-    fn volume_features(&self, w: &Window, v: &mut [f64; FEATURE_COUNT], tmp: &mut Vec<u32>) {
-        v[F::DistinctEndpoints as usize] = w.distinct(|s| s.route, |o| &o.endpoints);
-        v[F::DistinctObjectIds as usize] = w.distinct(|s| s.object, |o| &o.objects);
-        v[F::DistinctIps as usize] = w.distinct(|s| s.ip, |o| &o.ips);
-        v[F::DistinctUserAgents as usize] = w.distinct(|s| s.user_agent, |o| &o.user_agents);
-        let objects = refill(tmp, w.api().map(|s| s.object).filter(|o| *o != 0));
-        count_distinct(objects);
-        let per_type = objects
+    fn volume_features(
+        &self,
+        w: &Window,
+        sets: &Sets,
+        v: &mut [f64; FEATURE_COUNT],
+        tmp: &mut Vec<u32>,
+    ) {
+        v[F::DistinctEndpoints as usize] =
+            w.distinct(sets.distinct_routes(), |s| s.route, |o| &o.endpoints);
+        v[F::DistinctObjectIds as usize] =
+            w.distinct(sets.objects.len(), |s| s.object, |o| &o.objects);
+        v[F::DistinctIps as usize] = w.distinct(sets.ips.len(), |s| s.ip, |o| &o.ips);
+        v[F::DistinctUserAgents as usize] =
+            w.distinct(sets.agents.len(), |s| s.user_agent, |o| &o.user_agents);
+        // Token-server samples carry no object: the window's objects are its API calls'.
+        let per_type = sets
+            .objects
             .chunk_by(|a, b| a >> 24 == b >> 24)
             .map(<[u32]>::len)
             .max()
@@ -306,6 +409,7 @@ impl FeatureExtractor {
         w: &Window,
         end: i64,
         v: &mut [f64; FEATURE_COUNT],
+        sets: &Sets,
         tmp: &mut Vec<u32>,
     ) {
         let p = &state.profile;
@@ -321,28 +425,11 @@ impl FeatureExtractor {
             v[F::HourSurprise as usize] = (1.0 / (24.0 * share)).log2().max(0.0);
         }
         if p.has_history() {
-            let all = || w.samples.iter().map(|(_, s)| s);
-            v[F::NewIpRatio as usize] = novelty(refill(tmp, all().map(|s| s.ip)), &p.known_ips);
-            v[F::NewNetworkRatio as usize] =
-                novelty(refill(tmp, all().map(|s| s.net)), &p.known_nets);
-            v[F::NewUserAgentRatio as usize] =
-                novelty(refill(tmp, all().map(|s| s.user_agent)), &p.known_agents);
+            v[F::NewIpRatio as usize] = novelty(&sets.ips, &p.known_ips);
+            distinct_into(tmp, w.samples().map(|s| s.net));
+            v[F::NewNetworkRatio as usize] = novelty(tmp, &p.known_nets);
+            v[F::NewUserAgentRatio as usize] = novelty(&sets.agents, &p.known_agents);
         }
-    }
-
-    /// Calls per route in the window; sampled counts are scaled up for overflowed windows.
-    fn route_calls(&self, w: &Window, tmp: &mut Vec<u32>) -> Vec<(u32, f64)> {
-        let routes = refill(tmp, w.api().map(|s| s.route));
-        routes.sort_unstable();
-        let scale = if routes.is_empty() {
-            1.0
-        } else {
-            f64::from(w.counters.api) / routes.len() as f64
-        };
-        routes
-            .chunk_by(|a, b| a == b)
-            .map(|run| (run[0], run.len() as f64 * scale))
-            .collect()
     }
 
     fn baseline_features(
@@ -355,11 +442,13 @@ impl FeatureExtractor {
             .iter()
             .filter_map(|&(r, calls)| self.baselines.route_z(r, calls))
             .fold(0.0, f64::max);
-        let group = peer_group(key);
-        let z = |which, x, floor| self.baselines.peer_z(group, which, x, floor).unwrap_or(0.0);
-        v[F::RequestsPeerZ as usize] = z(0, v[F::RequestsPerMin as usize], 1.0);
-        v[F::ObjectsPeerZ as usize] = z(1, v[F::DistinctObjectIds as usize], 1.0);
-        v[F::BytesPeerZ as usize] = z(2, v[F::BytesOut as usize], 1024.0);
+        let Some([requests, objects, bytes]) = self.baselines.peer(peer_group(key)) else {
+            return;
+        };
+        let z = |h, x, floor| warm_z(h, x, floor).unwrap_or(0.0);
+        v[F::RequestsPeerZ as usize] = z(requests, v[F::RequestsPerMin as usize], 1.0);
+        v[F::ObjectsPeerZ as usize] = z(objects, v[F::DistinctObjectIds as usize], 1.0);
+        v[F::BytesPeerZ as usize] = z(bytes, v[F::BytesOut as usize], 1024.0);
     }
 
     fn transition_surprise(&self, w: &Window) -> f64 {
@@ -382,17 +471,32 @@ impl FeatureExtractor {
         }
     }
 
-    fn token_features(&self, state: &KeyState, w: &Window, v: &mut [f64; FEATURE_COUNT]) {
-        let uses = token_uses(w);
-        let mut tokens: Vec<(&u32, &TokenUse)> = uses.iter().collect();
-        tokens.sort_unstable_by_key(|(t, _)| **t);
-        for (token, u) in tokens {
-            let max =
-                |f: F, x: f64, v: &mut [f64; FEATURE_COUNT]| v[f as usize] = v[f as usize].max(x);
-            max(F::MaxIpsPerToken, u.ips.len() as f64, v);
+    fn token_features(
+        &self,
+        state: &KeyState,
+        w: &Window,
+        v: &mut [f64; FEATURE_COUNT],
+        scratch: &mut Scratch,
+    ) {
+        let calls = &mut scratch.token_calls;
+        calls.clear();
+        calls.extend(
+            w.timed()
+                .filter(|(_, s)| s.is_api() && s.token != 0)
+                .enumerate()
+                .map(|(i, (ts, s))| (s.token, i as u32, s.ip, s.user_agent, ts)),
+        );
+        // By token, each token's calls staying in time order.
+        calls.sort_unstable_by_key(|c| (c.0, c.1));
+        let max = |f: F, x: f64, v: &mut [f64; FEATURE_COUNT]| v[f as usize] = v[f as usize].max(x);
+        for run in calls.chunk_by(|a, b| a.0 == b.0) {
+            let Some(u) = token_use(run, &mut scratch.values) else {
+                continue;
+            };
+            max(F::MaxIpsPerToken, u.distinct_ips as f64, v);
             max(F::MaxIpSwitchesPerToken, f64::from(u.switches), v);
-            max(F::MaxUserAgentsPerToken, u.agents.len() as f64, v);
-            let Some(t) = self.tokens.get(token) else {
+            max(F::MaxUserAgentsPerToken, u.distinct_agents as f64, v);
+            let Some(t) = self.tokens.get(&u.token) else {
                 continue;
             };
             if let Some(issued) = t.issued_ms.filter(|i| *i <= u.last_use) {
@@ -411,10 +515,12 @@ impl FeatureExtractor {
         }
     }
 
-    fn max_identities_per_ip(&self, w: &Window, start: i64, end: i64, tmp: &mut Vec<u32>) -> f64 {
-        let ips = refill(tmp, w.samples.iter().map(|(_, s)| s.ip));
-        count_distinct(ips);
-        ips.iter()
+    fn max_identities_per_ip(&self, start: i64, end: i64, scratch: &mut Scratch) -> f64 {
+        let ids = &mut scratch.ids;
+        scratch
+            .sets
+            .ips
+            .iter()
             .take(IP_LOOKUPS)
             .filter_map(|ip| self.ips.get(ip))
             .map(|state| {
@@ -435,43 +541,63 @@ impl FeatureExtractor {
                     }
                     hll.estimate().round()
                 } else {
-                    let mut ids: Vec<u32> =
-                        buckets.flat_map(|b| b.identities.iter().copied()).collect();
-                    count_distinct(&mut ids) as f64
+                    let ids = refill(ids, buckets.flat_map(|b| b.identities.iter().copied()));
+                    count_distinct(ids) as f64
                 }
             })
             .fold(0.0, f64::max)
     }
 
-    fn context(&self, w: &Window) -> WindowContext {
-        let mut ctx = WindowContext {
+    /// What the analyst sees: the first routes, IPs and tokens of the window in time order
+    /// and its evidence request ids.
+    fn context(&self, w: &Window, scratch: &mut Scratch) -> WindowContext {
+        let seen = &mut scratch.seen;
+        let routes = first_known(w.api().map(|s| s.route), seen, |r| {
+            self.routes.name(r).cloned()
+        });
+        let client_ips = first_known(w.samples().map(|s| s.ip), seen, |ip| {
+            self.ips.get(&ip).map(|s| s.addr)
+        });
+        let token_ids = first_known(
+            w.samples().map(|s| s.token).filter(|t| *t != 0),
+            seen,
+            |t| self.tokens.get(&t).map(|s| Arc::clone(&s.id)),
+        );
+        WindowContext {
             api_events: u64::from(w.counters.api),
             token_events: u64::from(w.counters.token_events),
-            ..WindowContext::default()
-        };
-        for (_, s) in &w.samples {
-            if let Some(route) = self.routes.name(s.route) {
-                push_capped(&mut ctx.routes, route);
-            }
-            if let Some(ip) = self.ips.get(&s.ip) {
-                push_capped(&mut ctx.client_ips, &ip.addr);
-            }
-            if let Some(t) = self.tokens.get(&s.token) {
-                push_capped(&mut ctx.token_ids, &t.id);
-            }
+            routes,
+            client_ips,
+            token_ids,
+            request_ids: evidence(w, &mut scratch.evidence),
         }
-        let mut evidence: Vec<&(u32, Arc<str>)> =
-            w.buckets.clone().flat_map(|b| &b.evidence).collect();
-        evidence.sort_unstable();
-        for (_, id) in evidence {
-            push_capped(&mut ctx.request_ids, id);
-        }
-        ctx
     }
 }
 
-fn push_capped<T: PartialEq + Clone>(list: &mut Vec<T>, v: &T) {
-    if list.len() < CONTEXT_CAP && !list.contains(v) {
-        list.push(v.clone());
+/// The window's evidence request ids, lowest priority first, at most [`CONTEXT_CAP`].
+fn evidence(w: &Window, order: &mut Vec<(u32, u16, u16)>) -> Vec<Arc<str>> {
+    let id_of = |&(_, b, e): &(u32, u16, u16)| {
+        w.buckets
+            .clone()
+            .nth(usize::from(b))
+            .and_then(|b| b.evidence.get(usize::from(e)))
+            .map(|x| &x.1)
+    };
+    order.clear();
+    for (bi, b) in w.buckets.clone().enumerate() {
+        for (ei, (priority, _)) in b.evidence.iter().enumerate() {
+            order.push((*priority, bi as u16, ei as u16));
+        }
     }
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id_of(a).cmp(&id_of(b))));
+    let mut out: Vec<Arc<str>> = Vec::with_capacity(order.len().min(CONTEXT_CAP));
+    for id in order.iter().filter_map(id_of) {
+        if out.len() == CONTEXT_CAP {
+            break;
+        }
+        if !out.contains(id) {
+            out.push(Arc::clone(id));
+        }
+    }
+    out
 }

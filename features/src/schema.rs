@@ -11,7 +11,7 @@
 //! (`features.window_secs`, sliding by `features.hop_secs`).
 
 /// Version of the feature set below.
-pub const SCHEMA_ID: &str = "identity-v2";
+pub const SCHEMA_ID: &str = "identity-v3";
 
 macro_rules! features {
     ($( $(#[doc = $doc:literal])* $variant:ident = $name:literal, )*) => {
@@ -126,6 +126,13 @@ features! {
     /// Failed logins attributed to this key: from this IP for `ip:` rows, naming this user
     /// for `sub:` rows (brute force of one account from many IPs).
     LoginFailures = "login_failures",
+
+    // ---- Where the client is (when the log carries GeoIP fields) ----
+    /// The fastest travel between consecutive located requests of the identity, in km/h:
+    /// from the last location in its history to the window's, and within the window.
+    /// Moves under 100 km (GeoIP noise, mobile networks) count as 0; time gaps under a
+    /// minute count as a minute. Impossible travel shows as thousands of km/h.
+    GeoVelocityKmh = "geo_velocity_kmh",
 }
 
 pub const FEATURE_COUNT: usize = FEATURE_NAMES.len();

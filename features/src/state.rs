@@ -44,12 +44,37 @@ pub(crate) struct Sample {
     pub token: u32,
     pub bytes_out: u32,
     pub latency_us: u32,
+    /// The client's location (see [`pack_location`]), 0 when the log has none.
+    pub location: u32,
 }
 
 impl Sample {
     pub fn is_api(&self) -> bool {
         self.route != 0
     }
+}
+
+/// Degrees to a packed location: latitude and longitude in 1/150 degree steps (about
+/// 740 m), 16 bits each; 0 is "unknown", so the exact point (0, 0) reads as unknown.
+pub(crate) fn pack_location((lat, lon): (f32, f32)) -> u32 {
+    let lat = (lat.clamp(-90.0, 90.0) * 150.0).round() as i16;
+    let lon = (lon.clamp(-180.0, 180.0) * 150.0).round() as i16;
+    (u32::from(lat as u16) << 16) | u32::from(lon as u16)
+}
+
+pub(crate) fn unpack_location(packed: u32) -> (f64, f64) {
+    let lat = f64::from((packed >> 16) as u16 as i16) / 150.0;
+    let lon = f64::from(packed as u16 as i16) / 150.0;
+    (lat, lon)
+}
+
+/// Great-circle distance in km (haversine).
+pub(crate) fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lat2) = (a.0.to_radians(), b.0.to_radians());
+    let dlat = lat2 - lat1;
+    let dlon = (b.1 - a.1).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
 }
 
 /// Exact counters of a bucket: every event counts here, sampled or not.
@@ -145,6 +170,8 @@ impl Bucket {
         }
     }
 
+    /// Adds `s`, keeping the samples in time order (the order rows read them in) and, once
+    /// full, the [`SAMPLES_PER_BUCKET`] of lowest priority.
     pub fn add_sample(&mut self, s: Sample, hop_ms: i64) {
         if s.is_api() {
             let slot = (i64::from(s.offset_ms) * SLOTS as i64 / hop_ms.max(1)) as usize;
@@ -153,7 +180,7 @@ impl Bucket {
             }
         }
         if self.samples.len() < SAMPLES_PER_BUCKET {
-            self.samples.push(s);
+            insert_sorted(&mut self.samples, s);
             return;
         }
         let overflow = self.overflow.get_or_insert_with(|| {
@@ -162,12 +189,28 @@ impl Bucket {
             o
         });
         overflow.insert(&s);
-        keep_smallest(&mut self.samples, s, SAMPLES_PER_BUCKET);
+        // Bottom-k by priority (a hash of the event): a uniform sample of the bucket that
+        // does not depend on arrival order.
+        let by_priority = |x: &Sample| (x.priority, *x);
+        let evict = self
+            .samples
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, x)| by_priority(x))
+            .filter(|(_, x)| by_priority(&s) < by_priority(x))
+            .map(|(i, _)| i);
+        if let Some(i) = evict {
+            self.samples.remove(i);
+            insert_sorted(&mut self.samples, s);
+        }
     }
 
     pub fn add_evidence(&mut self, priority: u32, request_id: &str) {
         if request_id.is_empty() {
             return;
+        }
+        if self.evidence.capacity() == 0 {
+            self.evidence.reserve_exact(EVIDENCE_PER_BUCKET);
         }
         let worst = self.evidence.iter().map(|e| e.0).max();
         if self.evidence.len() < EVIDENCE_PER_BUCKET || worst.is_some_and(|w| priority < w) {
@@ -193,6 +236,21 @@ impl Bucket {
     }
 }
 
+/// Inserts `s` at its place in sorted `samples` (most events arrive in order: at the end).
+fn insert_sorted(samples: &mut Vec<Sample>, s: Sample) {
+    if samples.len() == samples.capacity() {
+        // Double, but never past the cap: a full bucket holds exactly its samples.
+        let room = SAMPLES_PER_BUCKET.saturating_sub(samples.len()).max(1);
+        samples.reserve_exact(samples.capacity().max(4).min(room));
+    }
+    if samples.last().is_none_or(|last| *last <= s) {
+        samples.push(s);
+    } else {
+        let at = samples.partition_point(|x| *x <= s);
+        samples.insert(at, s);
+    }
+}
+
 /// Keeps the `cap` smallest values: pushes while there is room, else replaces the largest
 /// if `v` is smaller. The result depends on the set of values offered, not their order.
 fn keep_smallest<T: Ord>(v: &mut Vec<T>, x: T, cap: usize) {
@@ -211,10 +269,11 @@ fn keep_smallest<T: Ord>(v: &mut Vec<T>, x: T, cap: usize) {
 /// What a key's past looks like, learned from buckets that left the window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Profile {
-    /// Recently seen IPs, networks and user agents, most recent last.
-    pub known_ips: Vec<u32>,
-    pub known_nets: Vec<u32>,
-    pub known_agents: Vec<u32>,
+    /// Recently seen IPs, networks and user agents, most recent last, then zeros: inline
+    /// arrays, as a few hundred bytes per key decide how many keys fit.
+    pub known_ips: [u32; KNOWN_IPS],
+    pub known_nets: [u32; KNOWN_NETS],
+    pub known_agents: [u32; KNOWN_AGENTS],
     /// Events per hour of day (UTC).
     pub hours: [u16; 24],
     pub folded_buckets: u32,
@@ -223,15 +282,21 @@ pub(crate) struct Profile {
     pub active_windows: u32,
     /// The last route called, to chain transitions across buckets.
     pub last_route: u32,
+    /// The newest located request folded in: (packed location, time).
+    pub last_location: (u32, i64),
     /// Logout times of the subject that windows still to come may need (sorted).
     pub logouts: Vec<i64>,
 }
 
 impl Profile {
     pub fn learn(&mut self, s: &Sample, ts_ms: i64) {
-        touch(&mut self.known_ips, s.ip, KNOWN_IPS);
-        touch(&mut self.known_nets, s.net, KNOWN_NETS);
-        touch(&mut self.known_agents, s.user_agent, KNOWN_AGENTS);
+        touch(&mut self.known_ips, s.ip);
+        touch(&mut self.known_nets, s.net);
+        touch(&mut self.known_agents, s.user_agent);
+        // Buckets fold in time order: the last located sample is the newest.
+        if s.location != 0 {
+            self.last_location = (s.location, ts_ms);
+        }
         let hour = (ts_ms.div_euclid(3_600_000)).rem_euclid(24) as usize;
         if self.hours[hour] == u16::MAX {
             self.hours.iter_mut().for_each(|h| *h /= 2);
@@ -264,33 +329,58 @@ impl Profile {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.known_ips.capacity() + self.known_nets.capacity() + self.known_agents.capacity()) * 4
-            + self.logouts.capacity() * 8
+        self.logouts.capacity() * 8
     }
 }
 
 /// Moves `v` to the back of a recency list, dropping the oldest beyond `cap`.
-fn touch(list: &mut Vec<u32>, v: u32, cap: usize) {
+fn touch<const N: usize>(list: &mut [u32; N], v: u32) {
     if v == 0 {
         return;
     }
-    if let Some(i) = list.iter().position(|x| *x == v) {
-        list.remove(i);
-    } else if list.len() >= cap {
-        list.remove(0);
+    let len = list.iter().position(|x| *x == 0).unwrap_or(N);
+    let (Some(filled), Some(last)) = (list.get(..len), len.checked_sub(1)) else {
+        list[0] = v;
+        return;
+    };
+    match filled.iter().position(|x| *x == v) {
+        // Not seen and room left: append.
+        None if len < N => list[len] = v,
+        // Seen (move it to the back) or full (drop the oldest).
+        found => {
+            let from = found.unwrap_or(0);
+            list.copy_within(from + 1..len, from);
+            list[last] = v;
+        }
     }
-    list.push(v);
+}
+
+/// The filled part of a recency list.
+#[cfg(test)]
+fn recent(list: &[u32]) -> &[u32] {
+    let len = list.iter().position(|x| *x == 0).unwrap_or(list.len());
+    &list[..len]
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct KeyState {
     /// Ordered by `start_ms`, no duplicates.
     pub buckets: VecDeque<Bucket>,
-    pub profile: Profile,
+    /// Boxed: it is read once per row, and keeping it out of line makes the identity
+    /// table's slots (and their slack) small.
+    pub profile: Box<Profile>,
     pub last_seen_ms: i64,
 }
 
 impl KeyState {
+    pub fn has_bucket(&self, start_ms: i64) -> bool {
+        self.buckets.back().is_some_and(|b| b.start_ms == start_ms)
+            || self
+                .buckets
+                .binary_search_by_key(&start_ms, |b| b.start_ms)
+                .is_ok()
+    }
+
     pub fn bucket_mut(&mut self, start_ms: i64) -> &mut Bucket {
         let idx = match self.buckets.back() {
             Some(b) if b.start_ms == start_ms => self.buckets.len() - 1,
@@ -314,6 +404,7 @@ impl KeyState {
     pub fn heap_bytes(&self) -> usize {
         self.buckets.capacity() * std::mem::size_of::<Bucket>()
             + self.buckets.iter().map(Bucket::heap_bytes).sum::<usize>()
+            + std::mem::size_of::<Profile>()
             + self.profile.heap_bytes()
     }
 }
@@ -439,13 +530,17 @@ mod tests {
             token: 0,
             bytes_out: 0,
             latency_us: 0,
+            location: 0,
         }
     }
 
     #[test]
     fn a_full_bucket_keeps_the_same_samples_whatever_the_order() {
         let events: Vec<Sample> = (0..200u32)
-            .map(|i| sample(i.wrapping_mul(2_654_435_761), i))
+            .map(|i| Sample {
+                offset_ms: i * 37 % 10_000,
+                ..sample(i.wrapping_mul(2_654_435_761), i)
+            })
             .collect();
         let mut forward = Bucket::new(0);
         let mut backward = Bucket::new(0);
@@ -454,10 +549,20 @@ mod tests {
             .iter()
             .rev()
             .for_each(|s| backward.add_sample(*s, 10_000));
-        forward.samples.sort_unstable();
-        backward.samples.sort_unstable();
+        assert!(forward.samples.is_sorted(), "kept in time order");
         assert_eq!(forward.samples, backward.samples);
         assert_eq!(forward.samples.len(), SAMPLES_PER_BUCKET);
+        // The kept ones are the lowest priorities, whatever their times.
+        let mut lowest = events.clone();
+        lowest.sort_by_key(|s| s.priority);
+        lowest.truncate(SAMPLES_PER_BUCKET);
+        lowest.sort_unstable();
+        assert_eq!(forward.samples, lowest);
+        assert_eq!(
+            forward.samples.capacity(),
+            SAMPLES_PER_BUCKET,
+            "no growth slack"
+        );
         assert_eq!(forward.overflow, backward.overflow);
         let ips = forward
             .overflow
@@ -468,15 +573,36 @@ mod tests {
     }
 
     #[test]
+    fn locations_pack_to_within_a_kilometre_and_distances_are_great_circle() {
+        let paris = (48.8566, 2.3522);
+        let sydney = (-33.8688, 151.2093);
+        for p in [paris, sydney] {
+            let (lat, lon) = unpack_location(pack_location((p.0 as f32, p.1 as f32)));
+            assert!(distance_km((lat, lon), p) < 1.0, "{p:?} -> {lat},{lon}");
+        }
+        let d = distance_km(paris, sydney);
+        assert!((16_900.0..17_000.0).contains(&d), "{d}");
+        assert_eq!(distance_km(paris, paris), 0.0);
+        assert_eq!(pack_location((0.0, 0.0)), 0, "null island reads as unknown");
+    }
+
+    #[test]
     fn recency_lists_are_capped() {
         let mut p = Profile::default();
         for ip in 1..=20 {
             p.learn(&sample(0, ip), 0);
         }
-        assert_eq!(p.known_ips, (13..=20).collect::<Vec<_>>());
+        assert_eq!(recent(&p.known_ips), (13..=20).collect::<Vec<_>>());
         p.learn(&sample(0, 13), 0);
-        assert_eq!(p.known_ips.last(), Some(&13));
-        assert_eq!(p.hours[0], 21);
+        assert_eq!(recent(&p.known_ips), [14, 15, 16, 17, 18, 19, 20, 13]);
+        p.learn(&sample(0, 17), 0);
+        assert_eq!(recent(&p.known_ips), [14, 15, 16, 18, 19, 20, 13, 17]);
+        let mut short = Profile::default();
+        short.learn(&sample(0, 5), 0);
+        short.learn(&sample(0, 6), 0);
+        short.learn(&sample(0, 5), 0);
+        assert_eq!(recent(&short.known_ips), [6, 5]);
+        assert_eq!(p.hours[0], 22);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! per-route baselines of per-identity call counts, and peer-group baselines. All are bounded
 //! and updated in a fixed order (window end, then key) so replays reproduce them exactly.
 
-use std::collections::HashMap;
+use hashbrown::hash_map::RawEntryMut;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -78,23 +79,34 @@ impl Baselines {
     }
 
     pub fn learn_peer(&mut self, group: &str, values: [f64; 3]) {
-        if !self.peers.contains_key(group) && self.peers.len() >= MAX_GROUPS {
-            return;
-        }
-        let h = self.peers.entry(group.to_owned()).or_default();
-        for (h, v) in h.iter_mut().zip(values) {
+        let full = self.peers.len() >= MAX_GROUPS;
+        let histograms = match self.peers.raw_entry_mut().from_key(group) {
+            RawEntryMut::Occupied(o) => o.into_mut(),
+            RawEntryMut::Vacant(_) if full => return,
+            RawEntryMut::Vacant(v) => v.insert(group.to_owned(), Default::default()).1,
+        };
+        for (h, v) in histograms.iter_mut().zip(values) {
             h.insert(v);
         }
     }
 
-    pub fn route_z(&self, route: u32, calls: f64) -> Option<f64> {
-        let h = self.routes.get(&route)?;
-        (h.count() >= BASELINE_WARMUP).then(|| h.robust_z(calls, 1.0))?
+    /// Recomputes the statistics that learning invalidated (once per window end, rather
+    /// than once per row that reads them).
+    pub fn refresh(&mut self) {
+        self.routes.values_mut().for_each(LogHistogram::refresh);
+        self.peers
+            .values_mut()
+            .flat_map(|h| h.iter_mut())
+            .for_each(LogHistogram::refresh);
     }
 
-    pub fn peer_z(&self, group: &str, which: usize, x: f64, floor: f64) -> Option<f64> {
-        let h = self.peers.get(group)?.get(which)?;
-        (h.count() >= BASELINE_WARMUP).then(|| h.robust_z(x, floor))?
+    pub fn route_z(&self, route: u32, calls: f64) -> Option<f64> {
+        warm_z(self.routes.get(&route)?, calls, 1.0)
+    }
+
+    /// The baselines of one peer group (requests, distinct objects, bytes out).
+    pub fn peer(&self, group: &str) -> Option<&[LogHistogram; 3]> {
+        self.peers.get(group)
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -109,6 +121,11 @@ impl Baselines {
                 .flat_map(|h| h.iter().map(LogHistogram::heap_bytes))
                 .sum::<usize>()
     }
+}
+
+/// How far `x` lies from `h`'s median in robust units, once `h` has warmed up.
+pub(crate) fn warm_z(h: &LogHistogram, x: f64, floor: f64) -> Option<f64> {
+    (h.count() >= BASELINE_WARMUP).then(|| h.robust_z(x, floor))?
 }
 
 /// Route templates by hash, so samples hold 4 bytes instead of a string.

@@ -106,17 +106,29 @@ impl Identity {
     /// The key that per-identity features are kept under: the most specific identifier
     /// present, prefixed by its kind; `None` for an anonymous call.
     pub fn key(&self) -> Option<String> {
-        let pick = |prefix: &str, v: &Option<String>| {
-            v.as_deref()
-                .filter(|s| !s.is_empty())
-                .map(|s| format!("{prefix}:{s}"))
-        };
-        pick("sub", &self.subject)
-            .or_else(|| pick("client", &self.client_id))
-            .or_else(|| pick("apikey", &self.api_key_hash))
-            .or_else(|| pick("cert", &self.cert_thumbprint))
-            .or_else(|| pick("session", &self.session_hash))
-            .or_else(|| pick("token", &self.token_id))
+        let mut key = String::new();
+        self.write_key(&mut key).then_some(key)
+    }
+
+    /// [`Self::key`] written into `out` (cleared first), so that hot paths reuse one buffer;
+    /// false, with `out` empty, for an anonymous call.
+    pub fn write_key(&self, out: &mut String) -> bool {
+        out.clear();
+        let candidates = [
+            ("sub", &self.subject),
+            ("client", &self.client_id),
+            ("apikey", &self.api_key_hash),
+            ("cert", &self.cert_thumbprint),
+            ("session", &self.session_hash),
+            ("token", &self.token_id),
+        ];
+        let found = candidates
+            .into_iter()
+            .find_map(|(prefix, v)| Some(prefix).zip(v.as_deref().filter(|s| !s.is_empty())));
+        if let Some((prefix, value)) = found {
+            push_key(out, prefix, value);
+        }
+        found.is_some()
     }
 }
 
@@ -143,14 +155,51 @@ pub struct ApiEvent {
     pub user_agent: String,
     #[serde(flatten)]
     pub identity: Identity,
+    /// Where the client is, when the log says so.
+    #[serde(flatten)]
+    pub origin: ClientOrigin,
+}
+
+/// Where a client is, as a GeoIP lookup at the edge reports it (Cloudflare's and
+/// CloudFront's viewer headers, NGINX's geoip2 module, Envoy's geoip filter) or an
+/// enrichment step before Outrider adds it. Every field is optional: features that need
+/// one (new-ASN ratios, geo-velocity) fall back or stay 0 without it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientOrigin {
+    /// The autonomous system the client IP belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    /// ISO 3166-1 alpha-2 country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Degrees, WGS 84.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f32>,
+}
+
+impl ClientOrigin {
+    /// The location, when both coordinates are present and on the globe.
+    pub fn location(&self) -> Option<(f32, f32)> {
+        let (lat, lon) = (self.latitude?, self.longitude?);
+        ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
+    }
 }
 
 impl ApiEvent {
     /// The key that identity features are kept under; anonymous calls fall back to the IP.
     pub fn identity_key(&self) -> String {
-        self.identity
-            .key()
-            .unwrap_or_else(|| format!("ip:{}", self.client_ip))
+        let mut key = String::new();
+        self.write_identity_key(&mut key);
+        key
+    }
+
+    /// [`Self::identity_key`] written into `out` (cleared first).
+    pub fn write_identity_key(&self, out: &mut String) {
+        if !self.identity.write_key(out) {
+            push_ip_key(out, self.client_ip);
+        }
     }
 
     /// The object ids in the concrete path (numeric, UUID and long hex segments).
@@ -194,21 +243,45 @@ impl TokenEvent {
     /// Failed logins are attributed to the IP they came from (the subject is only what was
     /// tried); everything else to the subject, else the client, else the IP.
     pub fn identity_key(&self) -> String {
-        if self.event == TokenEventKind::LoginFailure {
-            return format!("ip:{}", self.client_ip);
-        }
-        Identity {
-            subject: self.subject.clone(),
-            client_id: self.client_id.clone(),
-            ..Identity::default()
-        }
-        .key()
-        .unwrap_or_else(|| format!("ip:{}", self.client_ip))
+        let mut key = String::new();
+        self.write_identity_key(&mut key);
+        key
     }
+
+    /// [`Self::identity_key`] written into `out` (cleared first).
+    pub fn write_identity_key(&self, out: &mut String) {
+        out.clear();
+        let named = [("sub", &self.subject), ("client", &self.client_id)]
+            .into_iter()
+            .find_map(|(prefix, v)| Some(prefix).zip(v.as_deref().filter(|s| !s.is_empty())));
+        match named {
+            Some((prefix, value)) if self.event != TokenEventKind::LoginFailure => {
+                push_key(out, prefix, value);
+            }
+            _ => push_ip_key(out, self.client_ip),
+        }
+    }
+}
+
+fn push_key(out: &mut String, prefix: &str, value: &str) {
+    out.reserve(prefix.len() + 1 + value.len());
+    out.push_str(prefix);
+    out.push(':');
+    out.push_str(value);
+}
+
+fn push_ip_key(out: &mut String, ip: IpAddr) {
+    use std::fmt::Write;
+    out.clear();
+    // Writing into a String cannot fail.
+    let _ = write!(out, "ip:{ip}");
 }
 
 /// A record of either kind, as written in Outrider's canonical JSON lines
 /// (`"type": "api"` or `"type": "token"`).
+// Most records are API events: boxing them to shrink the rarer token events would cost
+// an allocation per record on the hot path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -241,6 +314,37 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn geoip_fields_are_optional_and_read_from_canonical_json() {
+        let line = r#"{"type":"api","ts":"2026-11-22T10:00:00Z","request_id":"r1","method":"GET","path":"/a","status":200,"client_ip":"192.0.2.1","asn":3215,"country":"FR","latitude":48.86,"longitude":2.35}"#;
+        let Ok(Event::Api(e)) = serde_json::from_str::<Event>(line) else {
+            panic!("not an API event");
+        };
+        assert_eq!(e.origin.asn, Some(3215));
+        assert_eq!(e.origin.country.as_deref(), Some("FR"));
+        assert_eq!(e.origin.location(), Some((48.86, 2.35)));
+        let plain = line
+            .split(r#","asn""#)
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+            + "}";
+        let Ok(Event::Api(e)) = serde_json::from_str::<Event>(&plain) else {
+            panic!("not an API event: {plain}");
+        };
+        assert_eq!(e.origin, ClientOrigin::default());
+        assert!(
+            !Event::Api(e).to_json_line().contains("asn"),
+            "absent fields are not written"
+        );
+        let off_globe = ClientOrigin {
+            latitude: Some(95.0),
+            longitude: Some(0.0),
+            ..ClientOrigin::default()
+        };
+        assert_eq!(off_globe.location(), None);
+    }
 
     #[test]
     fn identity_key_prefers_the_most_specific_identifier() {

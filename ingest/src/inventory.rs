@@ -517,6 +517,7 @@ mod tests {
                 subject: (!subject.is_empty()).then(|| subject.to_owned()),
                 ..Identity::default()
             },
+            origin: Default::default(),
         }
     }
 

@@ -19,7 +19,7 @@ pub mod route;
 pub mod source;
 
 pub use error::{Error, Result};
-pub use event::{ApiEvent, Event, EventTime, Identity, TokenEvent, TokenEventKind};
+pub use event::{ApiEvent, ClientOrigin, Event, EventTime, Identity, TokenEvent, TokenEventKind};
 pub use parse::{
     build_parser, parse_line, Format, LineParser, ParseError, ParseErrorReason, Parsed,
 };

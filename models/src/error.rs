@@ -38,18 +38,48 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A model file is unreadable, corrupt or of a format version this build does not know.
+    /// A model file is unreadable or corrupt.
     #[error("{} is not a usable model file: {detail}", path.display())]
     Format { path: PathBuf, detail: String },
+    /// The tensor backend (candle) failed: device, memory or an unsupported operation.
+    #[error("tensor backend: {0}")]
+    Backend(String),
+    /// A model file's layout version is not one this build reads.
+    #[error(
+        "{} has model format version {found}, but this build reads versions {min} to {max}: {}",
+        path.display(),
+        version_advice(*found, *max)
+    )]
+    UnsupportedFormatVersion {
+        path: PathBuf,
+        found: u32,
+        min: u32,
+        max: u32,
+    },
     /// Training data contains NaN or an infinity, which would poison the split ranges.
     #[error(
         "non-finite value (NaN or infinity) in the training data at row {row}, column {column}"
     )]
     NonFinite { row: usize, column: usize },
+    /// A score or risk handed to calibration or combining is NaN, infinite or out of range.
+    #[error("score {index} is not usable: {detail}")]
+    InvalidScore { index: usize, detail: String },
+    /// A restored detector state (a checkpoint) is internally inconsistent.
+    #[error("inconsistent detector state: {0}")]
+    InvalidState(String),
 }
 
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do about a model file of another format version.
+fn version_advice(found: u32, max: u32) -> &'static str {
+    if found > max {
+        "it was written by a newer outrider; upgrade to load it"
+    } else {
+        "retrain it with `outrider train`"
+    }
+}
 
 /// Says which schemas differ, how, and what to do about it.
 fn schema_mismatch_message(

@@ -1,26 +1,39 @@
 //! The model file: a trained forest plus everything a detector needs to use and explain it
-//! (schema, transform, threshold, baselines), as versioned JSON.
+//! (schema, preprocessing, threshold, baselines overall and per peer group, training and
+//! validation figures), as versioned JSON.
+//!
+//! Format versions: 1 had no scaler, group baselines, hold-out summary or metrics, and
+//! axis-parallel forests only; version 2 added them, all optional, so a version 1 file
+//! reads as a version 2 model with none of them and scores exactly as before.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ndarray::{Array1, ArrayView2};
+use ndarray::{Array1, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::isolation_forest::{
-    check_finite, IsolationForest, IsolationForestParams, IsolationForestValidParams,
+    check_finite, Algorithm, IsolationForest, IsolationForestParams, IsolationForestValidParams,
+    PARALLEL_MIN_ROWS,
 };
+use crate::preprocess::{Preprocessor, Scaling};
 use crate::schema::FeatureSchema;
 use crate::stats;
 
-/// Version of the model file layout; `load` refuses any other.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// Version of the model file layout this build writes.
+pub const MODEL_FORMAT_VERSION: u32 = 2;
+/// Oldest layout this build still reads.
+pub const MIN_MODEL_FORMAT_VERSION: u32 = 1;
 
-/// Per-feature transform applied before training and scoring.
+/// Element-wise transform applied to raw feature values before scaling and the forest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {
@@ -28,6 +41,9 @@ pub enum Transform {
     /// one huge value from stretching every split range. NaN maps to 0.
     #[default]
     Log1p,
+    /// Values as they are (NaN stays NaN and goes right at every split).
+    #[serde(rename = "none")]
+    Identity,
 }
 
 impl Transform {
@@ -35,6 +51,7 @@ impl Transform {
     pub fn apply(self, v: f32) -> f32 {
         match self {
             Self::Log1p => v.max(0.0).ln_1p(),
+            Self::Identity => v,
         }
     }
 }
@@ -50,24 +67,76 @@ pub struct FeatureBaseline {
     pub p99: f32,
 }
 
+/// Baselines of the training rows of one peer group (e.g. the identity kind: `sub`,
+/// `client`, `apikey`, `ip`), so a service account is compared with service accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupBaselines {
+    pub group: String,
+    pub rows: u64,
+    pub features: Vec<FeatureBaseline>,
+}
+
 /// Distribution of the anomaly scores of the training rows, for sanity-checking a threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSummary {
+    /// Rows the forest and the threshold were fitted on.
     pub rows: u64,
     pub score_p50: f32,
     pub score_p90: f32,
     pub score_p99: f32,
     pub score_p999: f32,
     pub score_max: f32,
+    /// Scores of the rows held out of training ([`TrainOptions::validation_fraction`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<HoldoutSummary>,
 }
 
-/// One feature's part in a score: its raw value against the training baseline.
+/// How the threshold generalises: scores of training-like rows the model never saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutSummary {
+    pub rows: u64,
+    /// Share of held-out rows at or above the threshold; close to `1 - threshold_quantile`
+    /// when the threshold generalises.
+    pub alert_rate: f64,
+    pub score_p50: f32,
+    pub score_p99: f32,
+    pub score_max: f32,
+}
+
+/// Quality on labelled rows (see [`TrainedModel::evaluate`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationMetrics {
+    pub rows: u64,
+    pub anomalies: u64,
+    /// `None` when the rows hold one class only.
+    pub roc_auc: Option<f64>,
+    /// Average precision; `None` without anomalies.
+    pub pr_auc: Option<f64>,
+    /// Rows at or above the model's threshold.
+    pub alerts: u64,
+    /// Share of alerts that are anomalies (`None` without alerts).
+    pub precision: Option<f64>,
+    /// Share of anomalies alerted on (`None` without anomalies).
+    pub recall: Option<f64>,
+    /// Share of normal rows alerted on (`None` without normal rows).
+    pub false_alert_rate: Option<f64>,
+    /// Free text naming the data, e.g. `"generate --seed 7, 60 min"`.
+    #[serde(default)]
+    pub dataset: String,
+}
+
+/// One feature's part in a score: its raw value against a baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureExplanation {
     pub name: String,
     pub value: f32,
     pub baseline_median: f32,
     pub baseline_p99: f32,
+    #[serde(default)]
+    pub baseline_mad: f32,
+    /// The peer group whose baseline this is; `None` for all training rows.
+    #[serde(default)]
+    pub baseline_group: Option<String>,
     /// Share of the isolation credited to this feature; all contributions sum to 1 (or 0).
     pub contribution: f32,
 }
@@ -76,11 +145,20 @@ pub struct FeatureExplanation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainOptions {
     pub params: IsolationForestParams,
+    /// Element-wise transform of raw values.
+    pub transform: Transform,
+    /// Per-feature scaling after the transform (matters for extended forests).
+    pub scaling: Scaling,
     /// Quantile of the training scores used as the alert threshold.
     pub threshold_quantile: f32,
     /// Lowest allowed threshold: on very clean data the quantile can fall among normal
     /// scores (about 0.5), which would alert constantly.
     pub threshold_floor: f32,
+    /// Share of rows (seeded by the forest's seed) held out of training and scored to see
+    /// how the threshold generalises; 0 trains on every row.
+    pub validation_fraction: f32,
+    /// Peer groups with fewer training rows get no baselines of their own.
+    pub min_group_rows: usize,
     /// Creation timestamp recorded in the file; passed in so training stays deterministic.
     pub created_at: String,
 }
@@ -89,8 +167,12 @@ impl Default for TrainOptions {
     fn default() -> Self {
         Self {
             params: IsolationForestParams::default(),
+            transform: Transform::Log1p,
+            scaling: Scaling::None,
             threshold_quantile: 0.999,
             threshold_floor: 0.5,
+            validation_fraction: 0.0,
+            min_group_rows: 30,
             created_at: String::new(),
         }
     }
@@ -107,16 +189,20 @@ impl TrainOptions {
 
     fn check(&self) -> Result<IsolationForestValidParams> {
         let in_unit = |v: f32| (0.0..=1.0).contains(&v);
-        if !in_unit(self.threshold_quantile) {
-            return Err(Error::InvalidParams(format!(
-                "threshold_quantile must be in [0, 1], got {}",
-                self.threshold_quantile
-            )));
+        for (name, value) in [
+            ("threshold_quantile", self.threshold_quantile),
+            ("threshold_floor", self.threshold_floor),
+        ] {
+            if !in_unit(value) {
+                return Err(Error::InvalidParams(format!(
+                    "{name} must be in [0, 1], got {value}"
+                )));
+            }
         }
-        if !in_unit(self.threshold_floor) {
+        if !(0.0..1.0).contains(&self.validation_fraction) {
             return Err(Error::InvalidParams(format!(
-                "threshold_floor must be in [0, 1], got {}",
-                self.threshold_floor
+                "validation_fraction must be in [0, 1), got {}",
+                self.validation_fraction
             )));
         }
         self.params.check()
@@ -126,22 +212,63 @@ impl TrainOptions {
 /// A trained model as stored in a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainedModel {
+    /// Always [`MODEL_FORMAT_VERSION`] in memory: older files are upgraded on load.
     format_version: u32,
+    /// The version the file was written with (this build's for a trained model).
+    #[serde(skip)]
+    file_format_version: u32,
     model_version: String,
     created_at: String,
     schema: FeatureSchema,
-    transform: Transform,
+    /// `transform` and, from version 2, `scaler`.
+    #[serde(flatten)]
+    preprocess: Preprocessor,
     params: IsolationForestValidParams,
     forest: IsolationForest,
     threshold: f32,
     baselines: Vec<FeatureBaseline>,
+    /// Sorted by group name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    group_baselines: Vec<GroupBaselines>,
     training: TrainingSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics: Option<ValidationMetrics>,
 }
 
 impl TrainedModel {
-    /// Trains on raw feature rows `x` (columns in `schema` order): transforms, fits the
-    /// forest, and sets the threshold to `max(floor, quantile of the training scores)`.
+    /// Trains on raw feature rows `x` (columns in `schema` order): transforms and scales,
+    /// fits the forest, and sets the threshold to `max(floor, quantile of the training
+    /// scores)`. Baselines are of all training rows.
     pub fn train(schema: FeatureSchema, x: ArrayView2<f32>, opts: &TrainOptions) -> Result<Self> {
+        Self::fit(schema, x, None, opts)
+    }
+
+    /// [`train`](Self::train), also keeping baselines per peer group: `groups[i]` names
+    /// row `i`'s group (the detector uses the identity kind). Groups with fewer than
+    /// [`TrainOptions::min_group_rows`] training rows fall back to the overall baselines.
+    pub fn train_grouped<S: AsRef<str>>(
+        schema: FeatureSchema,
+        x: ArrayView2<f32>,
+        groups: &[S],
+        opts: &TrainOptions,
+    ) -> Result<Self> {
+        if groups.len() != x.nrows() {
+            return Err(Error::InvalidParams(format!(
+                "{} group labels for {} rows",
+                groups.len(),
+                x.nrows()
+            )));
+        }
+        let groups: Vec<&str> = groups.iter().map(AsRef::as_ref).collect();
+        Self::fit(schema, x, Some(&groups), opts)
+    }
+
+    fn fit(
+        schema: FeatureSchema,
+        x: ArrayView2<f32>,
+        groups: Option<&[&str]>,
+        opts: &TrainOptions,
+    ) -> Result<Self> {
         let params = opts.check()?;
         if x.ncols() != schema.len() {
             return Err(Error::DimensionMismatch {
@@ -154,25 +281,104 @@ impl TrainedModel {
         }
         // Check raw values: the transform would hide NaN and -inf.
         check_finite(x)?;
-        let transform = Transform::Log1p;
-        let xt = x.mapv(|v| transform.apply(v));
+        let (train_rows, holdout_rows) =
+            split_holdout(x.nrows(), opts.validation_fraction, params.seed())?;
+        let x_train = x.select(Axis(0), &train_rows);
+        let preprocess = Preprocessor::fit(opts.transform, opts.scaling, x_train.view())?;
+        let xt = preprocess.apply(x_train.view());
         let forest = params.fit(xt.view())?;
         let scores = stats::sorted(forest.score(xt.view())?);
         let threshold = stats::quantile(&scores, opts.threshold_quantile).max(opts.threshold_floor);
-        let baselines = baselines(&schema, x);
-        let model_version = model_version(&schema, &forest);
-        Ok(Self {
+        let baselines = baselines(&schema, x_train.view());
+        let group_baselines = match groups {
+            Some(groups) => {
+                let train_groups: Vec<&str> = train_rows.iter().map(|&r| groups[r]).collect();
+                group_baselines(&schema, x_train.view(), &train_groups, opts.min_group_rows)
+            }
+            None => Vec::new(),
+        };
+        let model_version = model_version(&schema, &preprocess, &forest);
+        let mut model = Self {
             format_version: MODEL_FORMAT_VERSION,
+            file_format_version: MODEL_FORMAT_VERSION,
             model_version,
             created_at: opts.created_at.clone(),
             schema,
-            transform,
+            preprocess,
             params,
             forest,
             threshold,
             baselines,
+            group_baselines,
             training: summarise(&scores),
+            metrics: None,
+        };
+        if !holdout_rows.is_empty() {
+            let held = model.score(x.select(Axis(0), &holdout_rows).view())?;
+            model.training.holdout = Some(model.holdout_summary(held.as_slice().unwrap_or(&[])));
+        }
+        Ok(model)
+    }
+
+    fn holdout_summary(&self, scores: &[f32]) -> HoldoutSummary {
+        let alerts = scores.iter().filter(|&&s| self.is_anomalous(s)).count();
+        let sorted = stats::sorted(scores.iter().copied());
+        HoldoutSummary {
+            rows: scores.len() as u64,
+            alert_rate: alerts as f64 / scores.len().max(1) as f64,
+            score_p50: stats::quantile(&sorted, 0.5),
+            score_p99: stats::quantile(&sorted, 0.99),
+            score_max: stats::quantile(&sorted, 1.0),
+        }
+    }
+
+    /// Scores labelled raw rows (`labels[i]`: row `i` is an anomaly) and measures the
+    /// model on them: ROC-AUC, average precision, and precision, recall and false-alert
+    /// rate at the model's threshold. See [`record_metrics`](Self::record_metrics) to
+    /// keep the result in the model file.
+    pub fn evaluate(
+        &self,
+        x: ArrayView2<f32>,
+        labels: &[bool],
+        dataset: impl Into<String>,
+    ) -> Result<ValidationMetrics> {
+        if labels.len() != x.nrows() {
+            return Err(Error::InvalidParams(format!(
+                "{} labels for {} rows",
+                labels.len(),
+                x.nrows()
+            )));
+        }
+        let scores = self.score(x)?;
+        let scores = scores.as_slice().unwrap_or(&[]);
+        let anomalies = labels.iter().filter(|&&l| l).count();
+        let normals = labels.len() - anomalies;
+        let alerted = |want: bool| {
+            scores
+                .iter()
+                .zip(labels)
+                .filter(|(&s, &l)| l == want && self.is_anomalous(s))
+                .count()
+        };
+        let (true_alerts, false_alerts) = (alerted(true), alerted(false));
+        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+        Ok(ValidationMetrics {
+            rows: labels.len() as u64,
+            anomalies: anomalies as u64,
+            roc_auc: stats::roc_auc(scores, labels),
+            pr_auc: stats::average_precision(scores, labels),
+            alerts: (true_alerts + false_alerts) as u64,
+            precision: ratio(true_alerts, true_alerts + false_alerts),
+            recall: ratio(true_alerts, anomalies),
+            false_alert_rate: ratio(false_alerts, normals),
+            dataset: dataset.into(),
         })
+    }
+
+    /// Stores validation metrics in the model (saved with it; they do not change the
+    /// model version, which names the scoring function only).
+    pub fn record_metrics(&mut self, metrics: ValidationMetrics) {
+        self.metrics = Some(metrics);
     }
 
     /// Writes the model as JSON via a temporary file in the same directory and a rename,
@@ -188,33 +394,45 @@ impl TrainedModel {
         })
     }
 
-    /// Reads a model file, refusing corrupt files and unknown format versions.
+    /// Reads a model file, refusing corrupt files and format versions this build cannot
+    /// read ([`Error::UnsupportedFormatVersion`]). Older versions are upgraded in memory;
+    /// [`format_version`](Self::format_version) still says which version the file was.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fs::read(path).map_err(|source| Error::Io {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_json(&bytes).map_err(|detail| Error::Format {
+        let format = |detail: String| Error::Format {
             path: path.to_owned(),
             detail,
-        })
-    }
-
-    fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        };
         #[derive(Deserialize)]
         struct VersionProbe {
             format_version: u32,
         }
-        let probe: VersionProbe = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if probe.format_version != MODEL_FORMAT_VERSION {
-            return Err(format!(
-                "format_version {} is not supported (this build reads version \
-                 {MODEL_FORMAT_VERSION}): retrain with `outrider train` or upgrade outrider",
-                probe.format_version
-            ));
+        let probe: VersionProbe =
+            serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+        let found = probe.format_version;
+        if !(MIN_MODEL_FORMAT_VERSION..=MODEL_FORMAT_VERSION).contains(&found) {
+            return Err(Error::UnsupportedFormatVersion {
+                path: path.to_owned(),
+                found,
+                min: MIN_MODEL_FORMAT_VERSION,
+                max: MODEL_FORMAT_VERSION,
+            });
         }
-        let model: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        model.check_consistent()?;
+        let mut model: Self = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+        model.check_consistent().map_err(format)?;
+        model.file_format_version = found;
+        model.format_version = MODEL_FORMAT_VERSION;
+        Ok(model)
+    }
+
+    /// [`load`](Self::load), then [`ensure_schema`](Self::ensure_schema): the one call a
+    /// detector needs.
+    pub fn load_for_schema(path: &Path, expected: &FeatureSchema) -> Result<Self> {
+        let model = Self::load(path)?;
+        model.ensure_schema(expected)?;
         Ok(model)
     }
 
@@ -227,6 +445,23 @@ impl TrainedModel {
                 self.forest.n_features(),
                 self.baselines.len()
             ));
+        }
+        if let Some(scaler) = &self.preprocess.scaler {
+            scaler.check(n)?;
+        }
+        if let Some(g) = self.group_baselines.iter().find(|g| g.features.len() != n) {
+            return Err(format!(
+                "group {} has {} baselines for {n} features",
+                g.group,
+                g.features.len()
+            ));
+        }
+        if self
+            .group_baselines
+            .windows(2)
+            .any(|w| w[0].group >= w[1].group)
+        {
+            return Err("group baselines are not sorted by distinct group names".into());
         }
         if !self.threshold.is_finite() {
             return Err("threshold is not a finite number".into());
@@ -247,23 +482,44 @@ impl TrainedModel {
         })
     }
 
-    /// Anomaly scores of raw feature rows (the transform is applied here).
+    /// Anomaly scores of raw feature rows (preprocessing is applied here). Batches of
+    /// [`PARALLEL_MIN_ROWS`] rows or more are preprocessed and scored in parallel.
     pub fn score(&self, x: ArrayView2<f32>) -> Result<Array1<f32>> {
         self.forest.check_columns(x.ncols())?;
-        let xt = x.mapv(|v| self.transform.apply(v));
-        self.forest.score(xt.view())
+        let score_chunk = |chunk: ArrayView2<f32>| -> Result<Array1<f32>> {
+            self.forest
+                .score_serial(self.preprocess.apply(chunk).view())
+        };
+        if x.nrows() < PARALLEL_MIN_ROWS || rayon::current_num_threads() < 2 {
+            return score_chunk(x);
+        }
+        let chunks: Vec<ArrayView2<f32>> = x.axis_chunks_iter(Axis(0), 1024).collect();
+        let parts = chunks
+            .into_par_iter()
+            .map(score_chunk)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Anomaly score of one raw row; NaN if it has the wrong number of values.
     pub fn score_row(&self, raw: &[f32]) -> f32 {
-        self.forest.score_row(&self.transformed(raw))
+        self.forest.score_row(&self.preprocess.apply_row(raw))
     }
 
-    /// Per-feature explanation of one raw row, largest contribution first.
+    /// Per-feature explanation of one raw row against the overall baselines, largest
+    /// contribution first.
     pub fn explain(&self, raw: &[f32]) -> Vec<FeatureExplanation> {
-        let contributions = self.forest.explain_row(&self.transformed(raw));
-        let mut out: Vec<FeatureExplanation> = self
-            .baselines
+        self.explain_in_group(raw, None)
+    }
+
+    /// [`explain`](Self::explain) against the baselines of the row's peer group, where
+    /// the model has them (see [`train_grouped`](Self::train_grouped)); otherwise against
+    /// the overall ones. Each explanation says which baseline it used.
+    pub fn explain_in_group(&self, raw: &[f32], group: Option<&str>) -> Vec<FeatureExplanation> {
+        let contributions = self.forest.explain_row(&self.preprocess.apply_row(raw));
+        let group = group.and_then(|g| self.group_baselines(g));
+        let baselines = group.map_or(&self.baselines[..], |g| &g.features);
+        let mut out: Vec<FeatureExplanation> = baselines
             .iter()
             .zip(contributions)
             .enumerate()
@@ -272,6 +528,8 @@ impl TrainedModel {
                 value: raw.get(i).copied().unwrap_or(f32::NAN),
                 baseline_median: b.median,
                 baseline_p99: b.p99,
+                baseline_mad: b.mad,
+                baseline_group: group.map(|g| g.group.clone()),
                 contribution,
             })
             .collect();
@@ -279,22 +537,38 @@ impl TrainedModel {
         out
     }
 
+    /// Baselines of peer group `group`, if the model kept any.
+    pub fn group_baselines(&self, group: &str) -> Option<&GroupBaselines> {
+        self.group_baselines
+            .binary_search_by(|g| g.group.as_str().cmp(group))
+            .ok()
+            .map(|i| &self.group_baselines[i])
+    }
+
+    /// Every peer group with baselines of its own, sorted by name.
+    pub fn groups(&self) -> &[GroupBaselines] {
+        &self.group_baselines
+    }
+
     /// Whether a score reaches the alert threshold.
     pub fn is_anomalous(&self, score: f32) -> bool {
         score >= self.threshold
     }
 
-    fn transformed(&self, raw: &[f32]) -> Vec<f32> {
-        raw.iter().map(|&v| self.transform.apply(v)).collect()
-    }
-
-    /// Layout version of the file this model came from (always [`MODEL_FORMAT_VERSION`]).
+    /// Layout version this model saves as: [`MODEL_FORMAT_VERSION`].
     pub fn format_version(&self) -> u32 {
         self.format_version
     }
 
-    /// `iforest-` plus 12 hex digits of a hash of the forest and schema: names the model in
-    /// alerts, and changes whenever either does.
+    /// Layout version of the file this model was loaded from (older files are upgraded in
+    /// memory and saved in the current layout).
+    pub fn file_format_version(&self) -> u32 {
+        self.file_format_version
+    }
+
+    /// `iforest-` (extended forests: `eiforest-`) plus 12 hex digits of a hash of the
+    /// schema, preprocessing and forest: names the model in alerts, and changes whenever
+    /// the scores could.
     pub fn model_version(&self) -> &str {
         &self.model_version
     }
@@ -308,11 +582,21 @@ impl TrainedModel {
     }
 
     pub fn transform(&self) -> Transform {
-        self.transform
+        self.preprocess.transform
+    }
+
+    /// Transform and scaler, as applied before the forest.
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocess
     }
 
     pub fn params(&self) -> &IsolationForestValidParams {
         &self.params
+    }
+
+    /// Axis-parallel or extended.
+    pub fn algorithm(&self) -> Algorithm {
+        self.forest.algorithm()
     }
 
     pub fn forest(&self) -> &IsolationForest {
@@ -331,6 +615,34 @@ impl TrainedModel {
     pub fn training(&self) -> &TrainingSummary {
         &self.training
     }
+
+    /// Labelled validation results, if recorded.
+    pub fn metrics(&self) -> Option<&ValidationMetrics> {
+        self.metrics.as_ref()
+    }
+}
+
+/// Training and held-out row indices (both ascending). The hold-out is a seeded random
+/// subset, so the same data and seed hold out the same rows.
+fn split_holdout(rows: usize, fraction: f32, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let held = (rows as f64 * f64::from(fraction)).floor() as usize;
+    if held == 0 {
+        return Ok(((0..rows).collect(), Vec::new()));
+    }
+    if rows - held < 2 {
+        return Err(Error::TooFewRows {
+            min: 2 + held,
+            found: rows,
+        });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::MAX); // not a tree's stream
+    let mut holdout = rand::seq::index::sample(&mut rng, rows, held).into_vec();
+    holdout.sort_unstable();
+    let mut is_held = vec![false; rows];
+    holdout.iter().for_each(|&r| is_held[r] = true);
+    let train = (0..rows).filter(|&r| !is_held[r]).collect();
+    Ok((train, holdout))
 }
 
 fn baselines(schema: &FeatureSchema, raw: ArrayView2<f32>) -> Vec<FeatureBaseline> {
@@ -351,6 +663,28 @@ fn baselines(schema: &FeatureSchema, raw: ArrayView2<f32>) -> Vec<FeatureBaselin
         .collect()
 }
 
+/// Baselines per group with at least `min_rows` rows, sorted by group name.
+fn group_baselines(
+    schema: &FeatureSchema,
+    raw: ArrayView2<f32>,
+    groups: &[&str],
+    min_rows: usize,
+) -> Vec<GroupBaselines> {
+    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (row, group) in groups.iter().enumerate() {
+        members.entry(group).or_default().push(row);
+    }
+    members
+        .into_iter()
+        .filter(|(_, rows)| rows.len() >= min_rows.max(1))
+        .map(|(group, rows)| GroupBaselines {
+            group: group.to_owned(),
+            rows: rows.len() as u64,
+            features: baselines(schema, raw.select(Axis(0), &rows).view()),
+        })
+        .collect()
+}
+
 fn summarise(sorted_scores: &[f32]) -> TrainingSummary {
     let q = |p| stats::quantile(sorted_scores, p);
     TrainingSummary {
@@ -360,17 +694,25 @@ fn summarise(sorted_scores: &[f32]) -> TrainingSummary {
         score_p99: q(0.99),
         score_p999: q(0.999),
         score_max: q(1.0),
+        holdout: None,
     }
 }
 
-fn model_version(schema: &FeatureSchema, forest: &IsolationForest) -> String {
+fn model_version(
+    schema: &FeatureSchema,
+    preprocess: &Preprocessor,
+    forest: &IsolationForest,
+) -> String {
     let mut hasher = Fnv1a64::default();
     // Cannot fail: the writer never errors and these types have no non-string map keys.
-    let _ = serde_json::to_writer(&mut hasher, &(schema, forest));
+    let _ = serde_json::to_writer(&mut hasher, &(schema, preprocess, forest));
     let hex = format!("{:016x}", hasher.0);
-    format!("iforest-{}", &hex[..12])
+    let prefix = match forest.algorithm() {
+        Algorithm::Standard => "iforest",
+        Algorithm::Extended => "eiforest",
+    };
+    format!("{prefix}-{}", &hex[..12])
 }
-
 /// FNV-1a, 64 bit: tiny and stable across builds, unlike std's randomly seeded hasher.
 #[derive(Debug)]
 struct Fnv1a64(u64);
@@ -422,6 +764,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
@@ -497,6 +840,12 @@ mod tests {
         let t = Transform::Log1p;
         assert_eq!(t.apply(0.0), 0.0);
         assert_eq!(t.apply(-5.0), 0.0);
+        assert_eq!(t.apply(f32::NAN), 0.0);
+        assert_eq!(Transform::Identity.apply(-5.0), -5.0);
+        assert_eq!(
+            serde_json::to_string(&Transform::Identity).unwrap(),
+            "\"none\""
+        );
         assert!((t.apply(std::f32::consts::E - 1.0) - 1.0).abs() < 1e-6);
         assert_eq!(serde_json::to_string(&t).unwrap(), "\"log1p\"");
     }
@@ -614,9 +963,28 @@ mod tests {
         json["format_version"] = 99.into();
         fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
         let err = TrainedModel::load(&path).unwrap_err();
-        assert!(matches!(&err, Error::Format { path: p, .. } if *p == path));
+        assert!(matches!(
+            &err,
+            Error::UnsupportedFormatVersion { path: p, found: 99, min: 1, max: MODEL_FORMAT_VERSION }
+                if *p == path
+        ));
         let msg = err.to_string();
-        assert!(msg.contains("model.json") && msg.contains("99"), "{msg}");
+        // Names the file, both versions and what to do.
+        for needle in [
+            "model.json",
+            "version 99",
+            "versions 1 to 2",
+            "newer outrider",
+        ] {
+            assert!(msg.contains(needle), "missing {needle:?} in: {msg}");
+        }
+        json["format_version"] = 0.into();
+        fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let msg = TrainedModel::load(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("version 0") && msg.contains("retrain"),
+            "{msg}"
+        );
 
         let full = serde_json::to_vec(&m).unwrap();
         fs::write(&path, &full[..full.len() / 2]).unwrap();
@@ -701,5 +1069,192 @@ mod tests {
         assert_eq!(hash(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(hash(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn options_choose_transform_scaling_and_algorithm() {
+        let x = traffic(1500, 9);
+        let opts = TrainOptions {
+            params: options().params.extended(None),
+            transform: Transform::Identity,
+            scaling: Scaling::Standard,
+            ..options()
+        };
+        let m = TrainedModel::train(schema("s", &["a", "b", "c"]), x.view(), &opts).unwrap();
+        assert_eq!(m.algorithm(), Algorithm::Extended);
+        assert!(
+            m.model_version().starts_with("eiforest-"),
+            "{}",
+            m.model_version()
+        );
+        assert_eq!(m.transform(), Transform::Identity);
+        let scaler = m.preprocessor().scaler.as_ref().unwrap();
+        assert_eq!(scaler.method, Scaling::Standard);
+        // Raw counts around 20 with spread 5: the scaler centres on about 20.
+        assert!((scaler.offsets[1] - 20.0).abs() < 1.0, "{scaler:?}");
+        // Scores go through the same preprocessing as training.
+        let row = [20.0, 60.0, 20.0];
+        let manual = m.forest().score_row(&m.preprocessor().apply_row(&row));
+        assert_eq!(m.score_row(&row).to_bits(), manual.to_bits());
+        // A different scaling is a different model.
+        let robust = TrainOptions {
+            scaling: Scaling::Robust,
+            ..opts.clone()
+        };
+        let m2 = TrainedModel::train(m.schema().clone(), x.view(), &robust).unwrap();
+        assert_ne!(m2.model_version(), m.model_version());
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["transform"], "none");
+        assert_eq!(json["scaler"]["method"], "standard");
+        assert_eq!(json["params"]["algorithm"], "extended");
+    }
+
+    #[test]
+    fn batch_scores_equal_row_scores_for_large_batches() {
+        let (m, _) = trained(10);
+        let x = traffic(PARALLEL_MIN_ROWS + 77, 11);
+        let batch = m.score(x.view()).unwrap();
+        for (i, row) in x.rows().into_iter().enumerate().step_by(97) {
+            assert_eq!(
+                batch[i].to_bits(),
+                m.score_row(row.as_slice().unwrap()).to_bits()
+            );
+        }
+        assert_eq!(batch.len(), x.nrows());
+    }
+
+    #[test]
+    fn holdout_shows_how_the_threshold_generalises() {
+        let x = traffic(4000, 12);
+        let opts = TrainOptions {
+            validation_fraction: 0.25,
+            threshold_quantile: 0.99,
+            threshold_floor: 0.0,
+            ..options()
+        };
+        let m = TrainedModel::train(schema("s", &["a", "b", "c"]), x.view(), &opts).unwrap();
+        assert_eq!(m.training().rows, 3000);
+        let h = m.training().holdout.as_ref().unwrap();
+        assert_eq!(h.rows, 1000);
+        // Same distribution: about 1 % of held-out rows alert, as on the training rows.
+        assert!((0.002..0.03).contains(&h.alert_rate), "{h:?}");
+        assert!(h.score_p50 <= h.score_p99 && h.score_p99 <= h.score_max);
+        // Deterministic for a seed.
+        let again = TrainedModel::train(m.schema().clone(), x.view(), &opts).unwrap();
+        assert_eq!(again, m);
+        let bad = TrainOptions {
+            validation_fraction: 1.0,
+            ..opts
+        };
+        let err = TrainedModel::train(m.schema().clone(), x.view(), &bad).unwrap_err();
+        assert!(matches!(err, Error::InvalidParams(_)), "{err}");
+    }
+
+    #[test]
+    fn evaluate_measures_labelled_rows_and_is_stored() {
+        let (mut m, _) = trained(13);
+        let mut x = traffic(500, 14);
+        let mut labels = vec![false; 500];
+        for (i, label) in labels.iter_mut().enumerate().take(10) {
+            x[[i, i % 3]] = 4000.0;
+            *label = true;
+        }
+        let metrics = m.evaluate(x.view(), &labels, "synthetic").unwrap();
+        assert_eq!((metrics.rows, metrics.anomalies), (500, 10));
+        assert!(metrics.roc_auc.unwrap() > 0.99, "{metrics:?}");
+        assert!(metrics.pr_auc.unwrap() > 0.9, "{metrics:?}");
+        assert_eq!(metrics.recall, Some(1.0));
+        assert!(metrics.false_alert_rate.unwrap() < 0.02, "{metrics:?}");
+        assert!(m.evaluate(x.view(), &labels[..3], "").is_err());
+        let version = m.model_version().to_owned();
+        m.record_metrics(metrics.clone());
+        assert_eq!(m.model_version(), version);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        m.save(&path).unwrap();
+        // serde_json reads f64 to within an ulp, not always exactly.
+        let loaded = TrainedModel::load(&path).unwrap();
+        let back = loaded.metrics().unwrap();
+        assert_eq!(
+            (back.rows, back.alerts, &back.dataset),
+            (500, metrics.alerts, &metrics.dataset)
+        );
+        assert!((back.pr_auc.unwrap() - metrics.pr_auc.unwrap()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn group_baselines_explain_against_the_peer_group() {
+        // Service clients make ten times the calls of users.
+        let mut x = traffic(2000, 15);
+        let groups: Vec<&str> = (0..2000)
+            .map(|i| if i % 4 == 0 { "client" } else { "sub" })
+            .collect();
+        for (mut row, g) in x.rows_mut().into_iter().zip(&groups) {
+            if *g == "client" {
+                row[0] *= 10.0;
+            }
+        }
+        groups.iter().take(3).for_each(|g| assert!(!g.is_empty()));
+        let mut tiny: Vec<&str> = groups.clone();
+        tiny[1] = "session"; // one row: below min_group_rows
+        let s = schema("s", &["a", "b", "c"]);
+        let m = TrainedModel::train_grouped(s.clone(), x.view(), &tiny, &options()).unwrap();
+        let names: Vec<&str> = m.groups().iter().map(|g| g.group.as_str()).collect();
+        assert_eq!(names, ["client", "sub"]);
+        let client = m.group_baselines("client").unwrap();
+        assert_eq!(client.rows, 500);
+        assert!(
+            (client.features[0].median - 200.0).abs() < 15.0,
+            "{client:?}"
+        );
+        let sub = m.group_baselines("sub").unwrap();
+        assert!((sub.features[0].median - 20.0).abs() < 2.0, "{sub:?}");
+        let row = [200.0, 20.0, 20.0];
+        let by_group = m.explain_in_group(&row, Some("client"));
+        let a = by_group.iter().find(|e| e.name == "a").unwrap();
+        assert_eq!(a.baseline_group.as_deref(), Some("client"));
+        assert_eq!(a.baseline_median, client.features[0].median);
+        // Unknown and too-small groups use the overall baselines, and say so.
+        for group in [Some("session"), Some("nobody"), None] {
+            let e = m.explain_in_group(&row, group);
+            let a = e.iter().find(|e| e.name == "a").unwrap();
+            assert_eq!(a.baseline_group, None);
+            assert_eq!(a.baseline_median, m.baselines()[0].median);
+        }
+        // Contributions do not depend on the baseline shown.
+        let plain = m.explain(&row);
+        let contributions = |e: &[FeatureExplanation]| -> Vec<(String, u32)> {
+            e.iter()
+                .map(|e| (e.name.clone(), e.contribution.to_bits()))
+                .collect()
+        };
+        assert_eq!(contributions(&plain), contributions(&by_group));
+        // Round trip, and a corrupt group is refused on load.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        m.save(&path).unwrap();
+        assert_eq!(TrainedModel::load(&path).unwrap(), m);
+        let mut json = serde_json::to_value(&m).unwrap();
+        json["group_baselines"][0]["features"]
+            .as_array_mut()
+            .unwrap()
+            .pop();
+        fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let msg = TrainedModel::load(&path).unwrap_err().to_string();
+        assert!(msg.contains("group client"), "{msg}");
+        let err = TrainedModel::train_grouped(s, x.view(), &groups[..5], &options()).unwrap_err();
+        assert!(matches!(err, Error::InvalidParams(_)));
+    }
+
+    #[test]
+    fn load_for_schema_checks_both() {
+        let (m, _) = trained(16);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        m.save(&path).unwrap();
+        assert!(TrainedModel::load_for_schema(&path, m.schema()).is_ok());
+        let err = TrainedModel::load_for_schema(&path, &schema("s-v9", &["a"])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`s-v1`") && msg.contains("`s-v9`"), "{msg}");
     }
 }

@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 pub mod breaker;
 pub mod jose;
@@ -71,24 +72,58 @@ impl DeliveryPolicy {
     pub fn backoff(&self, failures: u32) -> Duration {
         backoff_delay(failures, self.initial_backoff_ms, self.max_backoff_ms)
     }
+}
 
-    /// Builds a policy from the config fields every target shares; `dead_after_secs`
-    /// 0 means never.
-    pub(crate) fn from_fields(
-        initial_backoff_ms: u64,
-        max_backoff_ms: u64,
-        breaker_failures: u32,
-        breaker_cooldown_ms: u64,
-        dead_after_secs: u64,
-    ) -> Self {
+/// Retry, circuit-breaker and give-up settings, the `retry` sub-section every target
+/// config shares:
+///
+/// ```toml
+/// [[decisions.targets]]
+/// type = "webhook"
+/// name = "gateway"
+/// url = "https://gateway.internal/outrider/decisions"
+/// secret_env = "OUTRIDER_WEBHOOK_SECRET"
+/// retry = { initial_backoff_ms = 100, breaker_failures = 3 }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First retry delay; doubles per failure, with full jitter, up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Consecutive failures that open the endpoint's circuit (0: never).
+    pub breaker_failures: u32,
+    /// How long an open circuit sends nothing before one probe.
+    pub breaker_cooldown_ms: u64,
+    /// Age after which an undelivered entry is marked dead (kept, queryable); 0: never.
+    pub dead_after_secs: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff_ms: defaults::initial_backoff_ms(),
+            max_backoff_ms: defaults::max_backoff_ms(),
+            breaker_failures: defaults::breaker_failures(),
+            breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
+            dead_after_secs: defaults::dead_after_secs(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The worker's policy; `max_backoff_ms` is raised to `initial_backoff_ms` if lower,
+    /// and `dead_after_secs` 0 means never.
+    pub fn policy(&self) -> DeliveryPolicy {
         DeliveryPolicy {
-            initial_backoff_ms,
-            max_backoff_ms: max_backoff_ms.max(initial_backoff_ms),
+            initial_backoff_ms: self.initial_backoff_ms,
+            max_backoff_ms: self.max_backoff_ms.max(self.initial_backoff_ms),
             breaker: BreakerConfig {
-                failure_threshold: breaker_failures,
-                cool_down_ms: breaker_cooldown_ms,
+                failure_threshold: self.breaker_failures,
+                cool_down_ms: self.breaker_cooldown_ms,
             },
-            dead_after_ms: (dead_after_secs > 0).then(|| dead_after_secs.saturating_mul(1000)),
+            dead_after_ms: (self.dead_after_secs > 0)
+                .then(|| self.dead_after_secs.saturating_mul(1000)),
         }
     }
 }
@@ -229,13 +264,28 @@ mod tests {
     }
 
     #[test]
-    fn policy_from_fields() {
-        let p = DeliveryPolicy::from_fields(100, 50, 3, 1000, 0);
+    fn policy_from_retry_config() {
+        let retry = |max_backoff_ms, dead_after_secs| RetryConfig {
+            initial_backoff_ms: 100,
+            max_backoff_ms,
+            breaker_failures: 3,
+            breaker_cooldown_ms: 1000,
+            dead_after_secs,
+        };
+        let p = retry(50, 0).policy();
         assert_eq!(p.max_backoff_ms, 100, "max is at least initial");
         assert_eq!(p.dead_after_ms, None, "0 means never dead");
         assert_eq!(p.breaker.failure_threshold, 3);
-        let p = DeliveryPolicy::from_fields(100, 500, 3, 1000, 60);
+        let p = retry(500, 60).policy();
         assert_eq!(p.dead_after_ms, Some(60_000));
+        let parsed: RetryConfig = toml::from_str("breaker_failures = 2").unwrap();
+        assert_eq!(parsed.breaker_failures, 2);
+        assert_eq!(
+            parsed.initial_backoff_ms, 200,
+            "unset fields keep their defaults"
+        );
+        let err = toml::from_str::<RetryConfig>("initial_backof_ms = 2").unwrap_err();
+        assert!(err.to_string().contains("initial_backof_ms"), "{err}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,12 @@
 //! Idempotency: tables are `ReplacingMergeTree(version)` and every read uses `FINAL`, so
 //! rows with the same sorting key collapse. `version` decreases with insert time, which
 //! keeps the *first* inserted copy, like the embedded store.
+//!
+//! Updates (18.16 has no synchronous mutations): changing an alert's status writes a
+//! copy of its row with a `version` one above the stored one, so it wins over the
+//! original and over any later re-insert (whose version is lower still). Incidents
+//! are read, merged ([`crate::Incident::merge`]) and written back with a version
+//! above the stored one. Notes are rows of their own (`alert_notes`), first copy kept.
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,8 +26,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::incident::{Incident, IncidentKind, IncidentQuery};
 use crate::model::{
-    Action, Alert, AlertQuery, AlertStatus, Decision, FeatureContribution, Scope, Severity,
+    collect_buckets, Action, Alert, AlertNote, AlertQuery, AlertStatus, CountBucket, CountQuery,
+    Decision, FeatureContribution, Scope, Severity,
 };
 use crate::store::AlertStore;
 use crate::{Error, Result};
@@ -41,6 +49,7 @@ const STATUS_ENUM: &str =
 const ACTION_ENUM: &str = "Enum8('revoke_token' = 1, 'revoke_sessions' = 2, 'block' = 3, \
      'throttle' = 4, 'step_up' = 5, 'notify' = 6)";
 const SCOPE_ENUM: &str = "Enum8('token' = 1, 'identity' = 2, 'ip' = 3)";
+const KIND_ENUM: &str = "Enum8('identity' = 1, 'campaign' = 2)";
 
 /// Connection settings for [`ClickHouseStore`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +99,8 @@ struct AlertRow {
     model_version: String,
     /// `Vec<FeatureContribution>` as JSON.
     features: String,
+    /// `Vec<RuleHit>` as JSON.
+    rule_hits: String,
     evidence_request_ids: Vec<String>,
     event_count: u64,
     status: i8,
@@ -109,6 +120,40 @@ struct DecisionRow {
     simulated: u8,
     reason: String,
     version: u64,
+}
+
+#[derive(Debug, Clone, ::clickhouse::Row, Serialize, Deserialize)]
+struct NoteRow {
+    id: String,
+    alert_id: String,
+    at: u32,
+    author: String,
+    text: String,
+    version: u64,
+}
+
+#[derive(Debug, Clone, ::clickhouse::Row, Serialize, Deserialize)]
+struct IncidentRow {
+    id: String,
+    kind: i8,
+    key: String,
+    first_seen: u32,
+    last_seen: u32,
+    alert_ids: Vec<String>,
+    identities: Vec<String>,
+    reasons: Vec<String>,
+    max_severity: i8,
+    status: i8,
+    alert_count: u64,
+    suppressed_count: u64,
+    version: u64,
+}
+
+#[derive(Debug, Clone, ::clickhouse::Row, Serialize, Deserialize)]
+struct CountRow {
+    bucket: u64,
+    severity: i8,
+    n: u64,
 }
 
 impl ClickHouseStore {
@@ -139,7 +184,7 @@ impl ClickHouseStore {
     }
 
     async fn create_tables(&self) -> Result<()> {
-        for ddl in [alerts_ddl(), decisions_ddl()] {
+        for ddl in [alerts_ddl(), decisions_ddl(), notes_ddl(), incidents_ddl()] {
             retry("create table", || self.client.query(&ddl).execute()).await?;
         }
         Ok(())
@@ -161,7 +206,7 @@ pub fn alerts_ddl() -> String {
          id String, created_at DateTime, window_start DateTime, window_end DateTime, \
          identity String, apis Array(String), client_ips Array(String), \
          token_ids Array(String), score Float64, threshold Float64, \
-         severity {SEVERITY_ENUM}, model_version String, features String, \
+         severity {SEVERITY_ENUM}, model_version String, features String, rule_hits String, \
          evidence_request_ids Array(String), event_count UInt64, status {STATUS_ENUM}, \
          version UInt64) \
          ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(window_end) \
@@ -179,6 +224,121 @@ pub fn decisions_ddl() -> String {
          simulated UInt8, reason String, version UInt64) \
          ENGINE = ReplacingMergeTree(version) ORDER BY id"
     )
+}
+
+/// `CREATE TABLE` for analyst notes: one row per note, the first copy kept.
+pub fn notes_ddl() -> String {
+    "CREATE TABLE IF NOT EXISTS alert_notes (\
+     id String, alert_id String, at DateTime, author String, text String, version UInt64) \
+     ENGINE = ReplacingMergeTree(version) ORDER BY (alert_id, at, id)"
+        .to_owned()
+}
+
+/// `CREATE TABLE` for incidents: one row per incident id, the highest version (the
+/// latest merge) kept.
+pub fn incidents_ddl() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS incidents (\
+         id String, kind {KIND_ENUM}, key String, first_seen DateTime, last_seen DateTime, \
+         alert_ids Array(String), identities Array(String), reasons Array(String), \
+         max_severity {SEVERITY_ENUM}, status {STATUS_ENUM}, alert_count UInt64, \
+         suppressed_count UInt64, version UInt64) \
+         ENGINE = ReplacingMergeTree(version) ORDER BY id"
+    )
+}
+
+/// `WHERE` clauses and their bound values for an alert filter (`limit` aside).
+enum Bind {
+    Secs(u32),
+    Text(String),
+    Code(i8),
+}
+
+fn alert_filter_sql(q: &AlertQuery) -> Result<(String, Vec<Bind>)> {
+    let mut sql = String::from(" WHERE 1 = 1");
+    let mut binds = Vec::new();
+    if let Some(since) = q.since {
+        sql.push_str(" AND window_end >= toDateTime(?)");
+        binds.push(Bind::Secs(to_secs(since)?));
+    }
+    if let Some(until) = q.until {
+        sql.push_str(" AND window_end < toDateTime(?)");
+        binds.push(Bind::Secs(to_secs(until)?));
+    }
+    if let Some(identity) = &q.identity {
+        sql.push_str(" AND identity = ?");
+        binds.push(Bind::Text(identity.clone()));
+    }
+    if let Some(api) = &q.api {
+        sql.push_str(" AND has(apis, ?)");
+        binds.push(Bind::Text(api.clone()));
+    }
+    if let Some(s) = q.min_severity {
+        sql.push_str(" AND CAST(severity AS Int8) >= ?");
+        binds.push(Bind::Code(severity_code(s)));
+    }
+    if let Some(s) = q.status {
+        sql.push_str(" AND CAST(status AS Int8) = ?");
+        binds.push(Bind::Code(status_code(s)));
+    }
+    Ok((sql, binds))
+}
+
+fn bind_all(mut query: ::clickhouse::query::Query, binds: &[Bind]) -> ::clickhouse::query::Query {
+    for b in binds {
+        query = match b {
+            Bind::Secs(s) => query.bind(*s),
+            Bind::Text(t) => query.bind(t.as_str()),
+            Bind::Code(c) => query.bind(*c),
+        };
+    }
+    query
+}
+
+impl ClickHouseStore {
+    async fn alert_row(&self, id: &str) -> Result<Option<AlertRow>> {
+        let rows = retry("query alert", || {
+            self.client
+                .query("SELECT ?fields FROM alerts FINAL WHERE id = ? LIMIT 1")
+                .with_setting(NO_PREWHERE.0, NO_PREWHERE.1)
+                .bind(id)
+                .fetch_all::<AlertRow>()
+        })
+        .await?;
+        Ok(rows.into_iter().next())
+    }
+
+    async fn incident_rows(&self, ids: &[&str]) -> Result<Vec<IncidentRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        retry("query incidents by id", || {
+            self.client
+                .query("SELECT ?fields FROM incidents FINAL WHERE has(?, id)")
+                .with_setting(NO_PREWHERE.0, NO_PREWHERE.1)
+                .bind(ids)
+                .fetch_all::<IncidentRow>()
+        })
+        .await
+    }
+
+    async fn write_incident_rows(&self, rows: &[IncidentRow]) -> Result<()> {
+        let client = &self.client;
+        retry("insert incidents", move || async move {
+            let mut insert = client.insert::<IncidentRow>("incidents").await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        })
+        .await
+    }
+}
+
+/// A version above `stored` that also grows with time, so the newest write wins.
+fn update_version(stored: Option<u64>) -> u64 {
+    let now = u64::try_from(Utc::now().timestamp_nanos_opt().unwrap_or(0)).unwrap_or(0);
+    stored.map_or(now, |v| v.saturating_add(1).max(now))
 }
 
 #[async_trait]
@@ -233,50 +393,17 @@ impl AlertStore for ClickHouseStore {
         if q.limit == 0 {
             return Ok(Vec::new());
         }
-        let since = q.since.map(to_secs).transpose()?;
-        let until = q.until.map(to_secs).transpose()?;
-        let mut sql = String::from("SELECT ?fields FROM alerts FINAL WHERE 1 = 1");
-        sql.push_str(if since.is_some() {
-            " AND window_end >= toDateTime(?)"
-        } else {
-            ""
-        });
-        sql.push_str(if until.is_some() {
-            " AND window_end < toDateTime(?)"
-        } else {
-            ""
-        });
-        sql.push_str(if q.identity.is_some() {
-            " AND identity = ?"
-        } else {
-            ""
-        });
-        sql.push_str(if q.min_severity.is_some() {
-            " AND CAST(severity AS Int8) >= ?"
-        } else {
-            ""
-        });
-        sql.push_str(" ORDER BY window_end DESC, id DESC LIMIT ?");
+        let (filter, binds) = alert_filter_sql(q)?;
+        let sql = format!(
+            "SELECT ?fields FROM alerts FINAL{filter} ORDER BY window_end DESC, id DESC LIMIT ?"
+        );
         let limit = q.limit as u64;
-        let min_severity = q.min_severity.map(severity_code);
         let rows = retry("query alerts", || {
-            let mut query = self
+            let query = self
                 .client
                 .query(&sql)
                 .with_setting(NO_PREWHERE.0, NO_PREWHERE.1);
-            if let Some(s) = since {
-                query = query.bind(s);
-            }
-            if let Some(u) = until {
-                query = query.bind(u);
-            }
-            if let Some(identity) = &q.identity {
-                query = query.bind(identity.as_str());
-            }
-            if let Some(code) = min_severity {
-                query = query.bind(code);
-            }
-            query.bind(limit).fetch_all::<AlertRow>()
+            bind_all(query, &binds).bind(limit).fetch_all::<AlertRow>()
         })
         .await?;
         rows.into_iter().map(row_to_alert).collect()
@@ -320,6 +447,198 @@ impl AlertStore for ClickHouseStore {
 
     fn name(&self) -> &'static str {
         "clickhouse"
+    }
+
+    async fn alert(&self, id: &str) -> Result<Option<Alert>> {
+        self.alert_row(id).await?.map(row_to_alert).transpose()
+    }
+
+    async fn alert_counts(&self, q: &CountQuery) -> Result<Vec<CountBucket>> {
+        q.check()?;
+        let (filter, binds) = alert_filter_sql(&q.filter)?;
+        // toStartOfInterval is missing on 18.16: integer division does the same.
+        let sql = format!(
+            "SELECT toUInt64(intDiv(toUInt64(window_end), ?) * ?) AS bucket, \
+             CAST(severity AS Int8) AS severity, count() AS n \
+             FROM alerts FINAL{filter} GROUP BY bucket, severity ORDER BY bucket, severity"
+        );
+        let size = q.bucket_secs;
+        let rows = retry("count alerts over time", || {
+            let query = self
+                .client
+                .query(&sql)
+                .with_setting(NO_PREWHERE.0, NO_PREWHERE.1)
+                .bind(size)
+                .bind(size);
+            bind_all(query, &binds).fetch_all::<CountRow>()
+        })
+        .await?;
+        let counts = rows
+            .into_iter()
+            .map(|r| {
+                let start = i64::try_from(r.bucket)
+                    .map_err(|_| Error::InvalidData(format!("bad bucket {}", r.bucket)))?;
+                Ok((start, severity_from_code(r.severity)?, r.n))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        collect_buckets(counts, q.by_severity)
+    }
+
+    async fn set_alert_status(&self, id: &str, status: AlertStatus) -> Result<bool> {
+        let Some(mut row) = self.alert_row(id).await? else {
+            return Ok(false);
+        };
+        row.status = status_code(status);
+        row.version = row.version.saturating_add(1);
+        let row = &row;
+        let client = &self.client;
+        retry("update alert status", move || async move {
+            let mut insert = client.insert::<AlertRow>("alerts").await?;
+            insert.write(row).await?;
+            insert.end().await
+        })
+        .await?;
+        Ok(true)
+    }
+
+    async fn add_note(&self, note: &AlertNote) -> Result<()> {
+        if self.alert_row(&note.alert_id).await?.is_none() {
+            return Err(Error::UnknownId {
+                what: "alert",
+                id: note.alert_id.clone(),
+            });
+        }
+        let row = NoteRow {
+            id: note.id(),
+            alert_id: note.alert_id.clone(),
+            at: to_secs(note.at)?,
+            author: note.author.clone(),
+            text: note.text.clone(),
+            version: insert_version(),
+        };
+        let row = &row;
+        let client = &self.client;
+        retry("insert note", move || async move {
+            let mut insert = client.insert::<NoteRow>("alert_notes").await?;
+            insert.write(row).await?;
+            insert.end().await
+        })
+        .await
+    }
+
+    async fn notes(&self, alert_id: &str) -> Result<Vec<AlertNote>> {
+        let rows = retry("query notes", || {
+            self.client
+                .query("SELECT ?fields FROM alert_notes FINAL WHERE alert_id = ? ORDER BY at, id")
+                .with_setting(NO_PREWHERE.0, NO_PREWHERE.1)
+                .bind(alert_id)
+                .fetch_all::<NoteRow>()
+        })
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AlertNote {
+                    alert_id: r.alert_id,
+                    at: from_secs(r.at)?,
+                    author: r.author,
+                    text: r.text,
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_incidents(&self, incidents: &[Incident]) -> Result<()> {
+        if incidents.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = incidents.iter().map(|i| i.id.as_str()).collect();
+        let mut stored: std::collections::HashMap<String, (Incident, u64)> = self
+            .incident_rows(&ids)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let version = r.version;
+                row_to_incident(r).map(|i| (i.id.clone(), (i, version)))
+            })
+            .collect::<Result<_>>()?;
+        let rows = incidents
+            .iter()
+            .map(|incident| match stored.remove(&incident.id) {
+                Some((mut merged, version)) => {
+                    merged.merge(incident);
+                    incident_to_row(&merged, update_version(Some(version)))
+                }
+                None => incident_to_row(incident, update_version(None)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_incident_rows(&rows).await?;
+        tracing::debug!(count = rows.len(), "stored incidents in clickhouse");
+        Ok(())
+    }
+
+    async fn incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>> {
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut sql = String::from("SELECT ?fields FROM incidents FINAL WHERE 1 = 1");
+        let mut binds = Vec::new();
+        if let Some(since) = q.since {
+            sql.push_str(" AND last_seen >= toDateTime(?)");
+            binds.push(Bind::Secs(to_secs(since)?));
+        }
+        if let Some(until) = q.until {
+            sql.push_str(" AND first_seen < toDateTime(?)");
+            binds.push(Bind::Secs(to_secs(until)?));
+        }
+        if let Some(identity) = &q.identity {
+            sql.push_str(" AND (key = ? OR has(identities, ?))");
+            binds.push(Bind::Text(identity.clone()));
+            binds.push(Bind::Text(identity.clone()));
+        }
+        if let Some(kind) = q.kind {
+            sql.push_str(" AND CAST(kind AS Int8) = ?");
+            binds.push(Bind::Code(kind_code(kind)));
+        }
+        if let Some(s) = q.min_severity {
+            sql.push_str(" AND CAST(max_severity AS Int8) >= ?");
+            binds.push(Bind::Code(severity_code(s)));
+        }
+        if let Some(s) = q.status {
+            sql.push_str(" AND CAST(status AS Int8) = ?");
+            binds.push(Bind::Code(status_code(s)));
+        }
+        sql.push_str(" ORDER BY last_seen DESC, id DESC LIMIT ?");
+        let limit = q.limit as u64;
+        let rows = retry("query incidents", || {
+            let query = self
+                .client
+                .query(&sql)
+                .with_setting(NO_PREWHERE.0, NO_PREWHERE.1);
+            bind_all(query, &binds)
+                .bind(limit)
+                .fetch_all::<IncidentRow>()
+        })
+        .await?;
+        rows.into_iter().map(row_to_incident).collect()
+    }
+
+    async fn incident(&self, id: &str) -> Result<Option<Incident>> {
+        self.incident_rows(&[id])
+            .await?
+            .into_iter()
+            .next()
+            .map(row_to_incident)
+            .transpose()
+    }
+
+    async fn set_incident_status(&self, id: &str, status: AlertStatus) -> Result<bool> {
+        let Some(mut row) = self.incident_rows(&[id]).await?.into_iter().next() else {
+            return Ok(false);
+        };
+        row.status = status_code(status);
+        row.version = update_version(Some(row.version));
+        self.write_incident_rows(std::slice::from_ref(&row)).await?;
+        Ok(true)
     }
 }
 
@@ -428,6 +747,7 @@ fn alert_to_row(a: &Alert, version: u64) -> Result<AlertRow> {
         severity: severity_code(a.severity),
         model_version: a.model_version.clone(),
         features: serde_json::to_string(&a.features)?,
+        rule_hits: serde_json::to_string(&a.rule_hits)?,
         evidence_request_ids: a.evidence_request_ids.clone(),
         event_count: a.event_count,
         status: status_code(a.status),
@@ -454,6 +774,7 @@ fn row_to_alert(r: AlertRow) -> Result<Alert> {
         evidence_request_ids: r.evidence_request_ids,
         event_count: r.event_count,
         status: status_from_code(r.status)?,
+        rule_hits: serde_json::from_str(&r.rule_hits)?,
     })
 }
 
@@ -488,6 +809,41 @@ fn row_to_decision(r: DecisionRow) -> Result<Decision> {
     })
 }
 
+fn incident_to_row(i: &Incident, version: u64) -> Result<IncidentRow> {
+    Ok(IncidentRow {
+        id: i.id.clone(),
+        kind: kind_code(i.kind),
+        key: i.key.clone(),
+        first_seen: to_secs(i.first_seen)?,
+        last_seen: to_secs(i.last_seen)?,
+        alert_ids: i.alert_ids.clone(),
+        identities: i.identities.clone(),
+        reasons: i.reasons.clone(),
+        max_severity: severity_code(i.max_severity),
+        status: status_code(i.status),
+        alert_count: i.alert_count,
+        suppressed_count: i.suppressed_count,
+        version,
+    })
+}
+
+fn row_to_incident(r: IncidentRow) -> Result<Incident> {
+    Ok(Incident {
+        id: r.id,
+        kind: kind_from_code(r.kind)?,
+        key: r.key,
+        first_seen: from_secs(r.first_seen)?,
+        last_seen: from_secs(r.last_seen)?,
+        alert_ids: r.alert_ids,
+        identities: r.identities,
+        reasons: r.reasons,
+        max_severity: severity_from_code(r.max_severity)?,
+        status: status_from_code(r.status)?,
+        alert_count: r.alert_count,
+        suppressed_count: r.suppressed_count,
+    })
+}
+
 // Enum8 codes: must match the DDL constants above.
 
 const SEVERITIES: [Severity; 4] = [
@@ -511,6 +867,7 @@ const ACTIONS: [Action; 6] = [
     Action::Notify,
 ];
 const SCOPES: [Scope; 3] = [Scope::Token, Scope::Identity, Scope::Ip];
+const KINDS: [IncidentKind; 2] = [IncidentKind::Identity, IncidentKind::Campaign];
 
 /// 1-based position in `all`, the Enum8 code.
 fn code_of<T: PartialEq>(all: &[T], value: &T) -> i8 {
@@ -550,6 +907,12 @@ fn scope_code(s: Scope) -> i8 {
 fn scope_from_code(c: i8) -> Result<Scope> {
     from_code(&SCOPES, c, "scope")
 }
+fn kind_code(k: IncidentKind) -> i8 {
+    code_of(&KINDS, &k)
+}
+fn kind_from_code(c: i8) -> Result<IncidentKind> {
+    from_code(&KINDS, c, "incident kind")
+}
 
 #[cfg(test)]
 mod tests {
@@ -569,6 +932,10 @@ mod tests {
         for s in SCOPES {
             assert_eq!(scope_from_code(scope_code(s)).unwrap(), s);
             assert!(SCOPE_ENUM.contains(&format!("'{}' = {}", s.as_str(), scope_code(s))));
+        }
+        for k in KINDS {
+            assert_eq!(kind_from_code(kind_code(k)).unwrap(), k);
+            assert!(KIND_ENUM.contains(&format!("'{}' = {}", k.as_str(), kind_code(k))));
         }
         for s in STATUSES {
             assert_eq!(status_from_code(status_code(s)).unwrap(), s);

@@ -1,18 +1,24 @@
-//! Shared by the detector's integration tests: a trained model, labelled traffic, and a
-//! webhook receiver on 127.0.0.1:0.
+//! Shared by the detector's integration tests: a trained model, labelled traffic, a replay
+//! configuration, and a webhook receiver on 127.0.0.1:0.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use outrider_alerts::{
+    Alert, AlertQuery, AlertStore, Decision, EmbeddedStore, TargetConfig, WebhookConfig,
+};
 use outrider_datasets::{generate, AttackMix, Dataset, GeneratorConfig};
-use outrider_detector::train;
+use outrider_detector::config::SourceKind;
+use outrider_detector::pipeline::PipelineStats;
+use outrider_detector::{train, Config};
 use outrider_features::WindowConfig;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 pub const WEBHOOK_SECRET_ENV: &str = "OUTRIDER_TEST_WEBHOOK_SECRET";
 pub const WEBHOOK_SECRET: &str = "test-secret-not-for-production";
@@ -48,6 +54,7 @@ fn model_json() -> &'static str {
 
 /// Writes the shared model into `dir` and returns its path.
 pub fn model_file(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("model.json");
     std::fs::write(&path, model_json()).unwrap();
     path
@@ -121,4 +128,64 @@ pub fn signature_is_valid(d: &Delivery) -> bool {
         now,
         300,
     )
+}
+
+/// A file replay of `input` with the shared model, keeping its state under `dir/store`.
+pub fn replay_config(dir: &Path, input: PathBuf) -> Config {
+    let mut config = Config::default();
+    config.source.kind = SourceKind::File;
+    config.source.path = input;
+    config.model.path = model_file(dir);
+    config.alerts.data_dir = dir.join("store");
+    config
+}
+
+/// Writes `traffic` as canonical JSON lines into `dir` and returns the path.
+pub fn write_traffic(dir: &Path, traffic: &Dataset) -> PathBuf {
+    let input = dir.join("traffic.jsonl");
+    outrider_datasets::write_events_jsonl(&input, traffic).unwrap();
+    input
+}
+
+/// One of the policy files in `examples/policies/`.
+pub fn example_policy(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/policies")
+        .join(name)
+}
+
+/// A webhook target for the receiver at `url`, retrying fast.
+pub fn webhook_target(url: &str) -> TargetConfig {
+    let mut hook = WebhookConfig::new("gateway", url, WEBHOOK_SECRET_ENV);
+    hook.retry.initial_backoff_ms = 50;
+    TargetConfig::Webhook(hook)
+}
+
+/// Every alert and decision in the embedded store of a finished run.
+pub async fn stored(config: &Config) -> (Vec<Alert>, Vec<Decision>) {
+    let store = EmbeddedStore::open(&config.alerts.data_dir).unwrap();
+    let query = AlertQuery {
+        limit: usize::MAX,
+        ..AlertQuery::default()
+    };
+    let alerts = store.alerts(&query).await.unwrap();
+    let decisions = store.decisions(None, usize::MAX).await.unwrap();
+    (alerts, decisions)
+}
+
+/// Waits until the pipeline reports that its source ended (a replay read everything and
+/// emitted its windows).
+pub async fn source_ended(progress: &mut watch::Receiver<PipelineStats>) -> PipelineStats {
+    let wait = async {
+        loop {
+            let stats = progress.borrow_and_update().clone();
+            if stats.source_ended {
+                return stats;
+            }
+            progress.changed().await.expect("pipeline ended early");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(180), wait)
+        .await
+        .expect("the replay did not end in time")
 }

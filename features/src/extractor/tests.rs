@@ -30,6 +30,7 @@ fn api_from(ts: i64, subject: &str, token: &str, ip: &str, path: &str, status: u
             token_id: Some(token.into()),
             ..Identity::default()
         },
+        origin: Default::default(),
     })
 }
 
@@ -350,6 +351,59 @@ fn history_makes_new_ips_networks_and_agents_stand_out() {
     );
 }
 
+fn located(e: Event, asn: u32, lat: f32, lon: f32) -> Event {
+    let Event::Api(mut a) = e else { return e };
+    a.origin = outrider_ingest::ClientOrigin {
+        asn: Some(asn),
+        country: None,
+        latitude: Some(lat),
+        longitude: Some(lon),
+    };
+    Event::Api(a)
+}
+
+#[test]
+fn impossible_travel_shows_as_geo_velocity_and_asns_name_networks() {
+    let mut fx = extractor();
+    let paris = (48.86, 2.35);
+    // Ten minutes in Paris on one ISP (ASN 3215) across two /24s: nothing new.
+    for i in 0..60 {
+        let ip = if i % 2 == 0 { "10.1.1.5" } else { "10.1.2.5" };
+        let e = api_from(T0 + i * 10_000, "erin", "jti:e", ip, "/home", 200);
+        fx.observe(&located(e, 3215, paris.0, paris.1));
+    }
+    // A new /24 of the same ISP, then Sydney on another ASN twenty minutes later.
+    let same_isp = api_from(T0 + 600_500, "erin", "jti:e", "10.1.3.5", "/home", 200);
+    fx.observe(&located(same_isp, 3215, paris.0, paris.1));
+    let rows = fx.advance(T0 + 610_000);
+    let row = last_row(&rows, "sub:erin");
+    assert_eq!(
+        row.get(F::NewNetworkRatio),
+        0.0,
+        "same ASN: a known network"
+    );
+    assert_eq!(row.get(F::GeoVelocityKmh), 0.0, "staying put");
+    let sydney = api_from(T0 + 1_800_000, "erin", "jti:e", "203.0.113.9", "/home", 200);
+    fx.observe(&located(sydney, 1221, -33.87, 151.21));
+    let rows = fx.advance(T0 + 1_810_000);
+    let row = last_row(&rows, "sub:erin");
+    assert_eq!(row.get(F::NewNetworkRatio), 1.0, "a new ASN");
+    // About 16 950 km in about 20 minutes.
+    let kmh = row.get(F::GeoVelocityKmh);
+    assert!((45_000.0..55_000.0).contains(&kmh), "{kmh}");
+    // A key whose log has no locations has no velocity.
+    fx.observe(&api_from(
+        T0 + 1_812_000,
+        "finn",
+        "jti:f",
+        "10.9.9.9",
+        "/home",
+        200,
+    ));
+    let rows = fx.advance(T0 + 1_820_000);
+    assert_eq!(last_row(&rows, "sub:finn").get(F::GeoVelocityKmh), 0.0);
+}
+
 #[test]
 fn per_api_baselines_flag_unusual_volume_on_one_route() {
     let mut fx = extractor();
@@ -411,6 +465,31 @@ fn a_random_ip_flood_stays_under_the_key_cap() {
         flood.get(F::DistinctIps)
     );
     assert!(bytes_before < 1_000 * 4096, "{bytes_before} bytes");
+}
+
+#[test]
+fn quiet_keys_release_their_bucket_memory() {
+    let mut fx = FeatureExtractor::new(&WindowConfig::default()).unwrap();
+    for i in 0..200 {
+        fx.observe(&api(T0 + i * 400, "busy", &format!("/items/{i}"), 200));
+    }
+    let busy = fx.state_bytes();
+    assert!(fx.identities["sub:busy"].buckets.len() >= 8);
+    // The burst has left every window: its buckets are folded into the profile.
+    fx.advance(T0 + 10 * 60_000);
+    let state = &fx.identities["sub:busy"];
+    assert!(state.buckets.is_empty());
+    assert_eq!(
+        state.buckets.capacity(),
+        0,
+        "the queue's allocation is released"
+    );
+    assert!(state.profile.has_history());
+    assert!(
+        fx.state_bytes() * 4 < busy,
+        "quiet state {} vs busy {busy}",
+        fx.state_bytes()
+    );
 }
 
 #[test]

@@ -11,16 +11,30 @@ const MIN_POSITIVE: f64 = 1e-3;
 const HALVE_ABOVE: u64 = 1 << 20;
 const MAX_BINS: usize = 512;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LogHistogram {
     zeros: u64,
     /// (bin index, count), sorted by index.
     bins: Vec<(i16, u64)>,
     total: u64,
+    /// The quartiles, computed once after the last insert: baselines are read by every
+    /// row of a window end and change only between window ends.
+    #[serde(skip)]
+    quartiles: Option<[f64; 3]>,
 }
+
+/// The counts are the histogram; the quartile cache is derived from them.
+impl PartialEq for LogHistogram {
+    fn eq(&self, other: &Self) -> bool {
+        (self.zeros, &self.bins, self.total) == (other.zeros, &other.bins, other.total)
+    }
+}
+
+impl Eq for LogHistogram {}
 
 impl LogHistogram {
     pub fn insert(&mut self, v: f64) {
+        self.quartiles = None;
         if !v.is_finite() || v < MIN_POSITIVE {
             self.zeros += 1;
         } else {
@@ -71,10 +85,28 @@ impl LogHistogram {
     /// scale is the interquartile range / 1.349 (the standard deviation for normal data),
     /// never below `floor` so that a peer group of identical values does not divide by 0.
     pub fn robust_z(&self, x: f64, floor: f64) -> Option<f64> {
-        let median = self.quantile(0.5)?;
-        let iqr = self.quantile(0.75)? - self.quantile(0.25)?;
+        let [q1, median, q3] = match self.quartiles {
+            Some(q) => q,
+            None => self.compute_quartiles()?,
+        };
+        let iqr = q3 - q1;
         let scale = (iqr / 1.349).max(floor).max(median * 0.1);
         Some((x - median) / scale)
+    }
+
+    fn compute_quartiles(&self) -> Option<[f64; 3]> {
+        Some([
+            self.quantile(0.25)?,
+            self.quantile(0.5)?,
+            self.quantile(0.75)?,
+        ])
+    }
+
+    /// Computes the quartiles that [`Self::robust_z`] reads, if an insert invalidated them.
+    pub fn refresh(&mut self) {
+        if self.quartiles.is_none() {
+            self.quartiles = self.compute_quartiles();
+        }
     }
 
     fn halve(&mut self) {
@@ -121,6 +153,20 @@ mod tests {
         let mut flat = LogHistogram::default();
         (0..50).for_each(|_| flat.insert(0.0));
         assert_eq!(flat.robust_z(3.0, 1.0), Some(3.0));
+    }
+
+    #[test]
+    fn cached_quartiles_give_the_same_scores_and_follow_inserts() {
+        let mut h = LogHistogram::default();
+        (1..=100).for_each(|v| h.insert(f64::from(v)));
+        let fresh = h.robust_z(170.0, 1.0);
+        h.refresh();
+        assert!(h.quartiles.is_some());
+        assert_eq!(h.robust_z(170.0, 1.0), fresh);
+        (0..500).for_each(|_| h.insert(1000.0));
+        assert!(h.quartiles.is_none(), "an insert invalidates the cache");
+        let moved = h.robust_z(170.0, 1.0).unwrap_or_default();
+        assert!(moved < 0.0, "the median moved past 170: {moved}");
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl AwsApigwParser {
                 .unwrap_or_default()
                 .to_owned(),
             identity: identified.identity,
+            origin: Default::default(),
         })
     }
 }

@@ -108,6 +108,7 @@ impl EnvoyParser {
             client_ip,
             user_agent: text(r.user_agent.as_ref()).map_or_else(String::new, Cow::into_owned),
             identity: identified.identity,
+            origin: Default::default(),
         })))
     }
 

@@ -148,6 +148,7 @@ impl KongParser {
                 .unwrap_or_default()
                 .to_owned(),
             identity: identified.identity,
+            origin: Default::default(),
         })
     }
 }

@@ -286,6 +286,7 @@ impl MappingParser {
             client_ip: who.ip,
             user_agent,
             identity: who.identity,
+            origin: Default::default(),
         })))
     }
 

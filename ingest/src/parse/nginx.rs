@@ -144,6 +144,7 @@ fn build(
         client_ip,
         user_agent: a.user_agent.to_owned(),
         identity: identified.identity,
+        origin: Default::default(),
     })))
 }
 

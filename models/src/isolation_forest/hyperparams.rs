@@ -15,6 +15,22 @@ pub struct IsolationForestParams {
     seed: u64,
     max_depth: Option<usize>,
     range_check: bool,
+    algorithm: Algorithm,
+    extension_level: Option<usize>,
+}
+
+/// How trees split: on one feature at a time, or on random hyperplanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Liu et al.: a random feature and a threshold uniform in its range.
+    #[default]
+    Standard,
+    /// Hariri et al., Extended Isolation Forest: a random normal vector with
+    /// `extension_level + 1` non-zero components and an intercept uniform in the node's
+    /// bounding box. Removes the axis-parallel artefacts ("ghost" regions between
+    /// clusters) at the cost of a dot product per split.
+    Extended,
 }
 
 impl Default for IsolationForestParams {
@@ -26,6 +42,8 @@ impl Default for IsolationForestParams {
             seed: 42,
             max_depth: None,
             range_check: true,
+            algorithm: Algorithm::Standard,
+            extension_level: None,
         }
     }
 }
@@ -66,6 +84,32 @@ impl IsolationForestParams {
         self
     }
 
+    /// Split algorithm: [`Algorithm::Standard`] (default) or [`Algorithm::Extended`].
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Extended forests only: how many dimensions beyond one each hyperplane mixes (0 is
+    /// axis-parallel in effect; by default `n_features - 1`, fully extended). Must be less
+    /// than the number of features, which `fit` checks.
+    pub fn extension_level(mut self, level: usize) -> Self {
+        self.extension_level = Some(level);
+        self
+    }
+
+    /// Shorthand for `.algorithm(Algorithm::Extended)` with an optional extension level.
+    pub fn extended(self, extension_level: Option<usize>) -> Self {
+        let p = self.algorithm(Algorithm::Extended);
+        match extension_level {
+            Some(level) => p.extension_level(level),
+            None => Self {
+                extension_level: None,
+                ..p
+            },
+        }
+    }
+
     /// Validates the parameters.
     pub fn check(self) -> Result<IsolationForestValidParams> {
         if self.n_trees == 0 {
@@ -79,6 +123,11 @@ impl IsolationForestParams {
         }
         if self.max_depth == Some(0) {
             return Err(invalid("max_depth must be at least 1"));
+        }
+        if self.extension_level.is_some() && self.algorithm != Algorithm::Extended {
+            return Err(invalid(
+                "extension_level applies only to algorithm = \"extended\"",
+            ));
         }
         // A tree over `s` samples has at most 2s - 1 nodes; node indices are u32.
         let max_nodes = self
@@ -146,6 +195,33 @@ impl IsolationForestValidParams {
         self.0.range_check
     }
 
+    /// Split algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.0.algorithm
+    }
+
+    /// Requested extension level (extended forests; `None` means fully extended).
+    pub fn extension_level(&self) -> Option<usize> {
+        self.0.extension_level
+    }
+
+    /// Non-zero components per hyperplane for `n_features` columns, or an error naming
+    /// the limit when the extension level is too high for them.
+    pub(crate) fn plane_width(&self, n_features: usize) -> Result<usize> {
+        let level = self
+            .0
+            .extension_level
+            .unwrap_or_else(|| n_features.saturating_sub(1));
+        if level >= n_features {
+            return Err(invalid(format!(
+                "extension_level {level} needs more than {n_features} feature(s): use at \
+                 most {}",
+                n_features.saturating_sub(1)
+            )));
+        }
+        Ok(level + 1)
+    }
+
     /// Height limit for trees grown on `psi` samples.
     pub(crate) fn depth_limit(&self, psi: usize) -> usize {
         self.0.max_depth.unwrap_or_else(|| ceil_log2(psi))
@@ -198,6 +274,7 @@ mod tests {
             base.max_depth(0),
             base.n_trees(usize::MAX),
             base.sample_size(usize::MAX),
+            base.extension_level(1),
         ] {
             assert!(
                 matches!(bad.check(), Err(Error::InvalidParams(_))),
@@ -219,5 +296,31 @@ mod tests {
         // Plain params fill in defaults for missing fields.
         let partial: IsolationForestParams = serde_json::from_str(r#"{"n_trees":5}"#).unwrap();
         assert_eq!(partial, IsolationForestParams::default().n_trees(5));
+        assert_eq!(partial.check().unwrap().algorithm(), Algorithm::Standard);
+    }
+
+    #[test]
+    fn extended_params_and_plane_width() {
+        let full = IsolationForestParams::default()
+            .extended(None)
+            .check()
+            .unwrap();
+        assert_eq!(full.algorithm(), Algorithm::Extended);
+        assert_eq!(full.plane_width(5).unwrap(), 5);
+        let level1 = IsolationForestParams::default()
+            .extended(Some(1))
+            .check()
+            .unwrap();
+        assert_eq!(level1.extension_level(), Some(1));
+        assert_eq!(level1.plane_width(5).unwrap(), 2);
+        let msg = level1.plane_width(1).unwrap_err().to_string();
+        assert!(
+            msg.contains("extension_level 1") && msg.contains("at most 0"),
+            "{msg}"
+        );
+        let json = serde_json::to_string(&level1).unwrap();
+        assert!(json.contains(r#""algorithm":"extended""#), "{json}");
+        let back: IsolationForestValidParams = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, level1);
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::deliver::jose::JwsAlg;
-use crate::deliver::{defaults, DeliveryPolicy};
+use crate::deliver::{defaults, DeliveryPolicy, RetryConfig};
 use crate::model::TokenTypeHint;
 
 /// An RFC 7009 revocation endpoint and how to authenticate to it.
@@ -37,18 +37,9 @@ pub struct RevocationConfig {
     pub identity_mode: IdentityMode,
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default = "defaults::initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    #[serde(default = "defaults::max_backoff_ms")]
-    pub max_backoff_ms: u64,
-    /// Consecutive failures that open the endpoint's circuit (0: never).
-    #[serde(default = "defaults::breaker_failures")]
-    pub breaker_failures: u32,
-    #[serde(default = "defaults::breaker_cooldown_ms")]
-    pub breaker_cooldown_ms: u64,
-    /// Age after which an undelivered entry is marked dead (kept, queryable); 0: never.
-    #[serde(default = "defaults::dead_after_secs")]
-    pub dead_after_secs: u64,
+    /// Retries, circuit breaker, giving up.
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 fn default_hint() -> TokenTypeHint {
@@ -119,21 +110,11 @@ impl RevocationConfig {
             token_type_hint: default_hint(),
             identity_mode: IdentityMode::default(),
             timeout_ms: defaults::timeout_ms(),
-            initial_backoff_ms: defaults::initial_backoff_ms(),
-            max_backoff_ms: defaults::max_backoff_ms(),
-            breaker_failures: defaults::breaker_failures(),
-            breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
-            dead_after_secs: defaults::dead_after_secs(),
+            retry: RetryConfig::default(),
         }
     }
 
     pub fn policy(&self) -> DeliveryPolicy {
-        DeliveryPolicy::from_fields(
-            self.initial_backoff_ms,
-            self.max_backoff_ms,
-            self.breaker_failures,
-            self.breaker_cooldown_ms,
-            self.dead_after_secs,
-        )
+        self.retry.policy()
     }
 }

@@ -16,6 +16,7 @@ use crate::deliver::outbox::{DeliveryState, Outbox};
 use crate::deliver::target::{is_endpoint_failure, Job, Sent, Target};
 use crate::deliver::test_receiver::{sample_decision, Receiver};
 use crate::deliver::worker::OutboxWorker;
+use crate::deliver::RetryConfig;
 use crate::model::{Action, Decision, DecisionContext, Scope, TokenTypeHint, TokenValue};
 use crate::Error;
 
@@ -36,8 +37,11 @@ fn env(var: &str) -> Option<String> {
 fn basic_config(url: String) -> RevocationConfig {
     RevocationConfig {
         timeout_ms: 2000,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 5,
+        retry: RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+            ..RetryConfig::default()
+        },
         ..RevocationConfig::new(
             "idp",
             url,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::deliver::jose::JwsAlg;
-use crate::deliver::{defaults, DeliveryPolicy};
+use crate::deliver::{defaults, DeliveryPolicy, RetryConfig};
 
 /// A Security Event Token stream to one receiver.
 ///
@@ -48,18 +48,9 @@ pub struct SetConfig {
     pub subject_issuer: Option<String>,
     #[serde(default = "defaults::timeout_ms")]
     pub timeout_ms: u64,
-    #[serde(default = "defaults::initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    #[serde(default = "defaults::max_backoff_ms")]
-    pub max_backoff_ms: u64,
-    /// Consecutive failures that open the endpoint's circuit (0: never).
-    #[serde(default = "defaults::breaker_failures")]
-    pub breaker_failures: u32,
-    #[serde(default = "defaults::breaker_cooldown_ms")]
-    pub breaker_cooldown_ms: u64,
-    /// Age after which an undelivered entry is marked dead (kept, queryable); 0: never.
-    #[serde(default = "defaults::dead_after_secs")]
-    pub dead_after_secs: u64,
+    /// Retries, circuit breaker, giving up.
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 /// How SETs reach the receiver.
@@ -111,21 +102,11 @@ impl SetConfig {
             key_id: None,
             subject_issuer: None,
             timeout_ms: defaults::timeout_ms(),
-            initial_backoff_ms: defaults::initial_backoff_ms(),
-            max_backoff_ms: defaults::max_backoff_ms(),
-            breaker_failures: defaults::breaker_failures(),
-            breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
-            dead_after_secs: defaults::dead_after_secs(),
+            retry: RetryConfig::default(),
         }
     }
 
     pub fn policy(&self) -> DeliveryPolicy {
-        DeliveryPolicy::from_fields(
-            self.initial_backoff_ms,
-            self.max_backoff_ms,
-            self.breaker_failures,
-            self.breaker_cooldown_ms,
-            self.dead_after_secs,
-        )
+        self.retry.policy()
     }
 }

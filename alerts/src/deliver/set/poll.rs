@@ -3,14 +3,9 @@
 //! A SET stays queued, and is returned by every poll, until the receiver acknowledges
 //! it (`ack`) or reports an error for it (`setErrs`); then it leaves the queue and its
 //! outcome is kept (queryable with [`SetPollQueue::state`]). Queued SETs are returned
-//! oldest first. This is the storage and the semantics; the HTTP route (and long
-//! polling, `returnImmediately`) belongs to whoever serves it, e.g.:
-//!
-//! ```text
-//! let req: PollRequest = serde_json::from_slice(&body)?;
-//! let resp = queue.poll_request(&receiver, &req)?;   // blocking: use spawn_blocking
-//! Ok(Json(resp))                                      // {"sets":{...},"moreAvailable":..}
-//! ```
+//! oldest first. This is the storage and the semantics: the queue always answers at
+//! once. The HTTP route (`POST /v1/sets/poll`, [`crate::http`]) adds long polling for
+//! `returnImmediately: false`, waking on [`SetPollQueue::subscribe`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -100,6 +95,8 @@ struct Queued {
 #[derive(Debug)]
 pub struct SetPollQueue {
     db: Database,
+    /// Bumped whenever a SET is queued, for long polls.
+    queued: tokio::sync::watch::Sender<u64>,
 }
 
 impl SetPollQueue {
@@ -114,7 +111,16 @@ impl SetPollQueue {
             txn.open_table(NEXT_SEQ).map_err(Error::storage)?;
         }
         txn.commit().map_err(Error::storage)?;
-        Ok(SetPollQueue { db })
+        Ok(SetPollQueue {
+            db,
+            queued: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// A receiver that sees a change each time a SET is queued (for any receiver):
+    /// subscribe, poll, and wait on it when the poll found nothing.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.queued.subscribe()
     }
 
     /// Queues a SET for `receiver`. Idempotent on `jti`: a SET already queued or
@@ -152,6 +158,9 @@ impl SetPollQueue {
             }
         };
         txn.commit().map_err(Error::storage)?;
+        if added {
+            self.queued.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(added)
     }
 
@@ -167,7 +176,7 @@ impl SetPollQueue {
 
     /// Applies a full RFC 8936 request in one durable commit: acknowledgements and
     /// error reports first (unknown `jti`s are ignored), then up to `maxEvents`
-    /// (default [`DEFAULT_MAX_EVENTS`]) queued SETs; `moreAvailable` when more remain.
+    /// (default 100) queued SETs; `moreAvailable` when more remain.
     pub fn poll_request(&self, receiver: &str, request: &PollRequest) -> Result<PollResponse> {
         let now = now_ms();
         let max = request.max_events.unwrap_or(DEFAULT_MAX_EVENTS);

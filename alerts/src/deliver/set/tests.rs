@@ -14,6 +14,7 @@ use crate::deliver::outbox::{DeliveryState, Outbox};
 use crate::deliver::target::{Job, Sent, Target};
 use crate::deliver::test_receiver::{sample_decision, Receiver};
 use crate::deliver::worker::OutboxWorker;
+use crate::deliver::RetryConfig;
 use crate::model::{Action, Decision, DecisionContext, Scope, SubjectId};
 use crate::Error;
 
@@ -32,8 +33,11 @@ fn env(var: &str) -> Option<String> {
 fn push_config(endpoint: String) -> SetConfig {
     SetConfig {
         timeout_ms: 2000,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 5,
+        retry: RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+            ..RetryConfig::default()
+        },
         ..SetConfig::new(
             "rp",
             ISSUER,

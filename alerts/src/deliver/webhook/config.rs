@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::deliver::{defaults, DeliveryPolicy};
+use crate::deliver::{defaults, DeliveryPolicy, RetryConfig};
 
 /// One webhook target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,20 +21,9 @@ pub struct WebhookConfig {
     /// outbox worker retries without limit).
     #[serde(default = "defaults::max_attempts")]
     pub max_attempts: u32,
-    /// First retry delay; doubles per failure, with full jitter, up to `max_backoff_ms`.
-    #[serde(default = "defaults::initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    #[serde(default = "defaults::max_backoff_ms")]
-    pub max_backoff_ms: u64,
-    /// Consecutive failures that open the endpoint's circuit (0: never).
-    #[serde(default = "defaults::breaker_failures")]
-    pub breaker_failures: u32,
-    /// How long an open circuit sends nothing before one probe.
-    #[serde(default = "defaults::breaker_cooldown_ms")]
-    pub breaker_cooldown_ms: u64,
-    /// Age after which an undelivered entry is marked dead (kept, queryable); 0: never.
-    #[serde(default = "defaults::dead_after_secs")]
-    pub dead_after_secs: u64,
+    /// Retries, circuit breaker, giving up.
+    #[serde(default)]
+    pub retry: RetryConfig,
 }
 
 impl WebhookConfig {
@@ -50,22 +39,12 @@ impl WebhookConfig {
             secret_env: secret_env.into(),
             timeout_ms: defaults::timeout_ms(),
             max_attempts: defaults::max_attempts(),
-            initial_backoff_ms: defaults::initial_backoff_ms(),
-            max_backoff_ms: defaults::max_backoff_ms(),
-            breaker_failures: defaults::breaker_failures(),
-            breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
-            dead_after_secs: defaults::dead_after_secs(),
+            retry: RetryConfig::default(),
         }
     }
 
     /// Retry, circuit-breaker and dead-letter settings for the worker.
     pub fn policy(&self) -> DeliveryPolicy {
-        DeliveryPolicy::from_fields(
-            self.initial_backoff_ms,
-            self.max_backoff_ms,
-            self.breaker_failures,
-            self.breaker_cooldown_ms,
-            self.dead_after_secs,
-        )
+        self.retry.policy()
     }
 }

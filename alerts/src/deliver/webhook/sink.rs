@@ -129,8 +129,8 @@ impl WebhookSink {
     pub(crate) fn backoff(&self, failures: u32) -> Duration {
         backoff_delay(
             failures,
-            self.cfg.initial_backoff_ms,
-            self.cfg.max_backoff_ms,
+            self.cfg.retry.initial_backoff_ms,
+            self.cfg.retry.max_backoff_ms,
         )
     }
 }

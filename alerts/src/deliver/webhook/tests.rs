@@ -1,9 +1,9 @@
 //! Webhook target tests against a real HTTP receiver.
 
 use super::*;
-use crate::deliver::secret_from;
 use crate::deliver::target::{Job, Sent, Target};
 use crate::deliver::test_receiver::{sample_decision, Receiver};
+use crate::deliver::{secret_from, RetryConfig};
 use crate::model::{Decision, DecisionContext};
 use crate::Error;
 
@@ -13,8 +13,11 @@ fn test_config(url: String, max_attempts: u32) -> WebhookConfig {
     WebhookConfig {
         timeout_ms: 2000,
         max_attempts,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 5,
+        retry: RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+            ..RetryConfig::default()
+        },
         ..WebhookConfig::new("hook", url, "UNUSED")
     }
 }
@@ -214,11 +217,15 @@ async fn as_a_target_reports_the_status_and_keeps_the_signature_scheme() {
 #[test]
 fn new_config_fields_have_defaults() {
     let cfg: WebhookConfig = serde_json::from_str(
-        r#"{"name":"a","url":"http://x","secret_env":"S","breaker_failures":2,"dead_after_secs":0}"#,
+        r#"{"name":"a","url":"http://x","secret_env":"S","retry":{"breaker_failures":2,"dead_after_secs":0}}"#,
     )
     .unwrap();
-    assert_eq!(cfg.breaker_failures, 2);
-    assert_eq!(cfg.breaker_cooldown_ms, 30_000);
+    assert_eq!(cfg.retry.breaker_failures, 2);
+    assert_eq!(cfg.retry.breaker_cooldown_ms, 30_000);
+    // The old flat fields are refused, not silently ignored.
+    let flat = r#"{"name":"a","url":"http://x","secret_env":"S","breaker_failures":2}"#;
+    let err = serde_json::from_str::<WebhookConfig>(flat).unwrap_err();
+    assert!(err.to_string().contains("breaker_failures"), "{err}");
     let policy = cfg.policy();
     assert_eq!(policy.dead_after_ms, None);
     assert_eq!(policy.breaker.failure_threshold, 2);

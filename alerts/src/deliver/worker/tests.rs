@@ -11,6 +11,7 @@ use crate::deliver::breaker::BreakerConfig;
 use crate::deliver::outbox::{DeliveryState, StateKind};
 use crate::deliver::test_receiver::{sample_decision, Receiver};
 use crate::deliver::webhook::{verify, WebhookConfig, WebhookSink};
+use crate::deliver::RetryConfig;
 use crate::model::Decision;
 
 const SECRET: &[u8] = b"worker-test-secret";
@@ -18,8 +19,11 @@ const SECRET: &[u8] = b"worker-test-secret";
 fn sink(url: String) -> Arc<WebhookSink> {
     let cfg = WebhookConfig {
         timeout_ms: 2000,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 5,
+        retry: RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+            ..RetryConfig::default()
+        },
         ..WebhookConfig::new("hook", url, "UNUSED")
     };
     Arc::new(WebhookSink::with_secret(cfg, SECRET).unwrap())
@@ -205,10 +209,13 @@ async fn circuit_opens_while_receiver_is_down_and_closes_when_it_is_back() {
     let cool_down_ms = 300;
     let cfg = WebhookConfig {
         timeout_ms: 2000,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 5,
-        breaker_failures: 2,
-        breaker_cooldown_ms: cool_down_ms,
+        retry: RetryConfig {
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+            breaker_failures: 2,
+            breaker_cooldown_ms: cool_down_ms,
+            ..RetryConfig::default()
+        },
         ..WebhookConfig::new("hook", receiver.url(), "UNUSED")
     };
     let sink = Arc::new(WebhookSink::with_secret(cfg, SECRET).unwrap());
