@@ -551,6 +551,8 @@ impl FeatureExtractor {
             .collect();
         keys.sort_unstable();
         keys.dedup();
+        // Rows are large: one reservation rather than copies as the vector doubles.
+        rows.reserve(keys.len());
         rows.extend(keys.into_iter().filter_map(|k| {
             let state = self.identities.get(k)?;
             self.row(k, state, end, scratch)
