@@ -311,6 +311,40 @@ pub(crate) fn login(
     (Some(token_id), done)
 }
 
+/// A successful authorization-code [`login`] of `subject` through `client_id`, and the
+/// identity its later calls carry; returns that identity and when the login finished.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn user_login(
+    rng: &mut impl Rng,
+    out: &mut Emitter,
+    ts: i64,
+    subject: &str,
+    client_id: &str,
+    ip: IpAddr,
+    user_agent: &str,
+    campaign: Option<u32>,
+) -> (Identity, i64) {
+    let (token, done) = login(
+        rng,
+        out,
+        ts,
+        subject,
+        client_id,
+        Grant::AuthorizationCode,
+        ip,
+        user_agent,
+        true,
+        campaign,
+    );
+    let identity = Identity {
+        subject: Some(subject.to_owned()),
+        client_id: Some(client_id.to_owned()),
+        token_id: token,
+        ..Identity::default()
+    };
+    (identity, done)
+}
+
 /// A token refresh through the gateway and the token server; returns the new token id and
 /// when the response arrived.
 #[allow(clippy::too_many_arguments)]

@@ -11,7 +11,7 @@ use super::super::emit::TokenRecord;
 use super::super::net;
 use super::super::population::{transaction_id, WEB_UA};
 use super::super::rng::{hex_id, lerp_log, pick};
-use super::super::users::{login, refresh, ForcedSession, Grant, USER_TOKEN_TTL_MS};
+use super::super::users::{refresh, user_login, ForcedSession, USER_TOKEN_TTL_MS};
 use super::{
     draft, foreign_object_call, own_data_call, residential, script, Built, Common, Planner, TOOL_UA,
 };
@@ -176,24 +176,9 @@ pub(super) fn bola(p: &mut Planner<'_>, mut c: Common) -> Built {
         let label = c.label();
         // An ordinary-looking login and a look at the own account before the walk (not
         // labelled: nothing unusual yet, and the login is keyed by IP).
-        let (token, done) = login(
-            &mut c.rng,
-            out,
-            login_at,
-            &attacker,
-            client_id,
-            Grant::AuthorizationCode,
-            ip,
-            ua,
-            true,
-            None,
+        let (identity, done) = user_login(
+            &mut c.rng, out, login_at, &attacker, client_id, ip, ua, None,
         );
-        let identity = Identity {
-            subject: Some(attacker.clone()),
-            client_id: Some(client_id.to_owned()),
-            token_id: token,
-            ..Identity::default()
-        };
         let mut t = done + c.rng.random_range(500..3_000);
         if c.api == ApiKind::Bank {
             for call in [
@@ -294,24 +279,9 @@ pub(super) fn exfiltration(p: &mut Planner<'_>, mut c: Common) -> Built {
         };
         let label = c.label();
         let client_id = user.client_id();
-        let (token, done) = login(
-            &mut c.rng,
-            out,
-            c.start,
-            &subject,
-            client_id,
-            Grant::AuthorizationCode,
-            ip,
-            &ua,
-            true,
-            label,
+        let (mut identity, done) = user_login(
+            &mut c.rng, out, c.start, &subject, client_id, ip, &ua, label,
         );
-        let mut identity = Identity {
-            subject: Some(subject.clone()),
-            client_id: Some(client_id.to_owned()),
-            token_id: token,
-            ..Identity::default()
-        };
         let mut issued = done;
         let mut t = done + 500;
         let mut k = 0u64;
@@ -424,24 +394,9 @@ pub(super) fn tampering(p: &mut Planner<'_>, mut c: Common) -> Built {
     let client_id = c.api.clients().0;
     let actor = script("parameter_tampering", move |_world, _shared, out| {
         let label = c.label();
-        let (token, done) = login(
-            &mut c.rng,
-            out,
-            login_at,
-            &attacker,
-            client_id,
-            Grant::AuthorizationCode,
-            ip,
-            ua,
-            true,
-            None,
+        let (identity, done) = user_login(
+            &mut c.rng, out, login_at, &attacker, client_id, ip, ua, None,
         );
-        let identity = Identity {
-            subject: Some(attacker.clone()),
-            client_id: Some(client_id.to_owned()),
-            token_id: token,
-            ..Identity::default()
-        };
         let targets: &[&'static Endpoint] = match c.api {
             ApiKind::Bank => &[
                 &cat::ACCOUNT,
@@ -510,24 +465,9 @@ pub(super) fn insider(p: &mut Planner<'_>, mut c: Common) -> Built {
             return;
         };
         let client_id = user.client_id();
-        let (token, done) = login(
-            &mut c.rng,
-            out,
-            login_at,
-            &subject,
-            client_id,
-            Grant::AuthorizationCode,
-            ip,
-            &ua,
-            true,
-            None,
+        let (mut identity, done) = user_login(
+            &mut c.rng, out, login_at, &subject, client_id, ip, &ua, None,
         );
-        let mut identity = Identity {
-            subject: Some(subject.clone()),
-            client_id: Some(client_id.to_owned()),
-            token_id: token,
-            ..Identity::default()
-        };
         let mut issued = done;
         let mut t = c.start.max(done);
         let mut k = 0u64;

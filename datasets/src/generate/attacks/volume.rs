@@ -12,7 +12,7 @@ use super::super::emit::Emitter;
 use super::super::net;
 use super::super::population::{product_id, transaction_id, WEB_UA};
 use super::super::rng::{exponential, lerp_log, ms, pick};
-use super::super::users::{login, Grant};
+use super::super::users::user_login;
 use super::super::{Actor, Shared, World};
 use super::{
     draft, residential, script, used_addresses_as_keys, Built, Common, Planner, CHUNK_MS,
@@ -113,24 +113,9 @@ fn account_crawl(p: &mut Planner<'_>, mut c: Common) -> Built {
         format!("scraping: {attacker} from {ip} pages through everything it can list");
     let client_id = c.api.clients().0;
     let actor = script("scraping", move |world, _shared, out| {
-        let (token, done) = login(
-            &mut c.rng,
-            out,
-            login_at,
-            &attacker,
-            client_id,
-            Grant::AuthorizationCode,
-            ip,
-            ua,
-            true,
-            None,
+        let (identity, done) = user_login(
+            &mut c.rng, out, login_at, &attacker, client_id, ip, ua, None,
         );
-        let identity = Identity {
-            subject: Some(attacker.clone()),
-            client_id: Some(client_id.to_owned()),
-            token_id: token,
-            ..Identity::default()
-        };
         let mut t = c.start.max(done);
         let mut k = 0u64;
         while t <= c.end {
@@ -198,24 +183,9 @@ pub(super) fn business_logic(p: &mut Planner<'_>, mut c: Common) -> Built {
     let client_id = c.api.clients().0;
     let actor = script("business_logic", move |_world, _shared, out| {
         let label = c.label();
-        let (token, done) = login(
-            &mut c.rng,
-            out,
-            login_at,
-            &attacker,
-            client_id,
-            Grant::AuthorizationCode,
-            ip,
-            ua,
-            true,
-            None,
+        let (identity, done) = user_login(
+            &mut c.rng, out, login_at, &attacker, client_id, ip, ua, None,
         );
-        let identity = Identity {
-            subject: Some(attacker.clone()),
-            client_id: Some(client_id.to_owned()),
-            token_id: token,
-            ..Identity::default()
-        };
         let mut t = c.start.max(done);
         let mut k = 0u64;
         while t <= c.end {
