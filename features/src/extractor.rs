@@ -318,31 +318,17 @@ impl FeatureExtractor {
 
     /// The state of `key` (see [`Self::admit`]).
     fn key_state(&mut self, key: &str, ts: i64) -> &mut KeyState {
-        self.admitted_state(key, ts).1
-    }
-
-    /// The shared key and state of `key` (see [`Self::admit`]), seen at `ts`.
-    fn admitted_state(&mut self, key: &str, ts: i64) -> (&Arc<str>, &mut KeyState) {
         let key = self.admit(key);
-        let (key, state) = match self.identities.raw_entry_mut().from_key(key) {
-            RawEntryMut::Occupied(o) => o.into_key_value(),
-            RawEntryMut::Vacant(v) => v.insert(Arc::from(key), KeyState::default()),
-        };
-        state.last_seen_ms = state.last_seen_ms.max(ts);
-        (key, state)
+        seen_identity(&mut self.identities, key, ts).1
     }
 
     /// The bucket of `key` starting at `start`, noted in `pending` when new.
     fn bucket_for(&mut self, key: &str, ts: i64, start: i64) -> &mut Bucket {
-        let admitted = self.admit(key);
-        let (key, state) = match self.identities.raw_entry_mut().from_key(admitted) {
-            RawEntryMut::Occupied(o) => o.into_key_value(),
-            RawEntryMut::Vacant(v) => v.insert(Arc::from(admitted), KeyState::default()),
-        };
+        let key = self.admit(key);
+        let (key, state) = seen_identity(&mut self.identities, key, ts);
         if !state.has_bucket(start) {
             self.pending.entry(start).or_default().push(Arc::clone(key));
         }
-        state.last_seen_ms = state.last_seen_ms.max(ts);
         state.bucket_mut(start)
     }
 
@@ -608,6 +594,20 @@ impl FeatureExtractor {
         self.tokens.retain(|_, t| !stale(t.last_seen_ms));
         self.stats.evicted_keys += (before - self.tracked()) as u64;
     }
+}
+
+/// The shared key and state of an admitted identity (created if new), seen at `ts`.
+fn seen_identity<'m>(
+    identities: &'m mut HashMap<Arc<str>, KeyState>,
+    key: &str,
+    ts: i64,
+) -> (&'m Arc<str>, &'m mut KeyState) {
+    let (key, state) = match identities.raw_entry_mut().from_key(key) {
+        RawEntryMut::Occupied(o) => o.into_key_value(),
+        RawEntryMut::Vacant(v) => v.insert(Arc::from(key), KeyState::default()),
+    };
+    state.last_seen_ms = state.last_seen_ms.max(ts);
+    (key, state)
 }
 
 /// Most keys go quiet between bursts: their empty bucket queues should not keep the
