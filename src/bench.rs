@@ -207,14 +207,9 @@ fn bench_features(events: &[Event], what: &str, passes: u32) -> Result<()> {
             return 0;
         };
         rows = 0;
-        for batch in events.chunks(FEATURE_BATCH) {
-            for e in batch {
-                fx.observe(black_box(e));
-            }
-            if let Some(w) = fx.watermark() {
-                rows += black_box(fx.advance(w)).len();
-            }
-        }
+        replay_in_batches(&mut fx, events, |_, _, emitted| {
+            rows += black_box(emitted).len()
+        });
         rows += fx.finish().len();
         events.len()
     });
@@ -247,6 +242,22 @@ fn bench_features(events: &[Event], what: &str, passes: u32) -> Result<()> {
     Ok(())
 }
 
+/// Feeds `events` to `fx` a consumer batch at a time, advancing the watermark after each
+/// batch as a live stream would; `after` sees the batch index and the rows it emitted.
+fn replay_in_batches(
+    fx: &mut FeatureExtractor,
+    events: &[Event],
+    mut after: impl FnMut(&FeatureExtractor, usize, Vec<outrider_features::FeatureRow>),
+) {
+    for (i, batch) in events.chunks(FEATURE_BATCH).enumerate() {
+        for e in batch {
+            fx.observe(black_box(e));
+        }
+        let emitted = fx.watermark().map(|w| fx.advance(w)).unwrap_or_default();
+        after(fx, i, emitted);
+    }
+}
+
 struct FeatureMemory {
     mean: f64,
     peak: f64,
@@ -260,20 +271,14 @@ struct FeatureMemory {
 fn features_memory(events: &[Event], config: &WindowConfig) -> Result<FeatureMemory> {
     let mut fx = FeatureExtractor::new(config)?;
     let (mut sum, mut samples, mut peak) = (0.0, 0u32, 0f64);
-    for (i, batch) in events.chunks(FEATURE_BATCH).enumerate() {
-        for e in batch {
-            fx.observe(e);
-        }
-        if let Some(w) = fx.watermark() {
-            fx.advance(w);
-        }
+    replay_in_batches(&mut fx, events, |fx, i, _| {
         if i * FEATURE_BATCH >= events.len() / 10 {
             let per_key = fx.state_bytes() as f64 / fx.tracked_keys().max(1) as f64;
             peak = peak.max(per_key);
             sum += per_key;
             samples += 1;
         }
-    }
+    });
     Ok(FeatureMemory {
         mean: sum / f64::from(samples.max(1)),
         peak,
