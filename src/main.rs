@@ -11,6 +11,8 @@ mod config;
 mod demo;
 mod inventory;
 mod replay;
+#[cfg(feature = "sql")]
+mod sql;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +45,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// List stored alerts with their explanations.
     Alerts(commands::AlertsArgs),
+    /// Run DataFusion SQL over Parquet, CSV and JSON-lines files (exports, labels, results).
+    #[cfg(feature = "sql")]
+    Sql(sql::SqlArgs),
     /// Measure throughput in-process (use a release build).
     Bench(bench::BenchArgs),
     /// Load and validate a configuration, then print it as resolved.
@@ -68,6 +73,8 @@ fn main() -> Result<()> {
             Command::Detect(args) => commands::detect(args).await,
             Command::Alerts(args) => commands::alerts(args).await,
             Command::Replay(args) => replay::run(args).await,
+            #[cfg(feature = "sql")]
+            Command::Sql(args) => sql::run(args).await,
             Command::Bench(args) => bench::run(args),
             Command::Inventory(args) => inventory::run(args),
             Command::CheckConfig { config } => commands::check_config(config.as_deref()),

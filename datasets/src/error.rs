@@ -39,6 +39,9 @@ pub enum Error {
     /// Building or writing an Arrow/Parquet table failed.
     #[error("cannot write the Parquet table {}: {reason}", path.display())]
     Parquet { path: PathBuf, reason: String },
+    /// A SQL statement failed to plan or run (`outrider sql`); DataFusion's message says why.
+    #[error("sql: {0}")]
+    Sql(String),
 }
 
 /// `Result` with this crate's [`Error`].

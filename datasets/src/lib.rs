@@ -27,6 +27,8 @@ pub mod harness;
 pub mod io;
 pub mod metrics;
 pub mod plot;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod suite;
 pub mod table;
 
