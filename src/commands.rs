@@ -360,13 +360,58 @@ pub async fn detect(args: DetectArgs) -> Result<()> {
         config.source.path = input;
     }
     if let Some(http) = &config.http {
-        eprintln!("http api on http://{} until Ctrl-C", http.listen);
+        eprintln!("http api on http://{} until Ctrl-C or SIGTERM", http.listen);
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    if let Some(ops) = &config.ops {
+        eprintln!("metrics, health and readiness on http://{}", ops.listen);
+    }
+    let (reload, reload_requests) = outrider_detector::reload::channel();
+    reload_on_sighup(reload)?;
+    let options = service::RunOptions {
+        reload: Some(reload_requests),
+        ..service::RunOptions::default()
     };
-    let summary = service::run(&config, shutdown).await?;
+    let summary = service::run_with(&config, options, shutdown_signal()?).await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes and systemd send): the detector then
+/// stops reading, finishes the batch in hand, stores and commits it, and drains the outbox.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "ctrl-c",
+            _ = term.recv() => "sigterm",
+        };
+        #[cfg(not(unix))]
+        let signal = {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        };
+        tracing::info!(signal, "shutdown signal received");
+    })
+}
+
+/// SIGHUP asks the detector to reload its model file now (unix only).
+fn reload_on_sighup(reload: outrider_detector::reload::ReloadHandle) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("sighup: checking the model file");
+                reload.request();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(reload);
     Ok(())
 }
 

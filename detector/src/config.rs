@@ -38,6 +38,8 @@ pub struct Config {
     /// Deterministic rules beside the model (limits and severities per rule).
     pub rules: RulesConfig,
     pub pipeline: PipelineConfig,
+    /// Prometheus metrics and the liveness and readiness probes; off unless `[ops]` is set.
+    pub ops: Option<crate::ops::OpsConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,12 +93,16 @@ impl Default for SourceConfig {
 pub struct ModelConfig {
     /// A model file written by `outrider train`.
     pub path: PathBuf,
+    /// How often (seconds) the model file's modification time and size are checked; a
+    /// changed file is loaded, validated and swapped in between batches. 0: only on SIGHUP.
+    pub reload_check_secs: u64,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from(".outrider/model.json"),
+            reload_check_secs: 0,
         }
     }
 }
@@ -248,6 +254,9 @@ impl Config {
                     "`siem.kafka`: `brokers` and `topic` must not be empty".into(),
                 ));
             }
+        }
+        if let Some(ops) = &self.ops {
+            ops.check()?;
         }
         if let Some(watch) = &self.revocation_watch {
             if watch.watch_secs == 0 || watch.max_watched == 0 {

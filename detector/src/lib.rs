@@ -14,13 +14,19 @@
 //! - [`watermark`]: event-time progress per partition.
 //! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker
 //!   and, with `[http]`, the HTTP API (`outrider_alerts::HttpApi`).
+//! - [`metrics`]: Prometheus metrics of the pipeline, the outbox, the features and the model.
+//! - [`ops`]: the ops endpoint: `/metrics`, `/health`, `/ready` (`[ops]`).
+//! - [`reload`]: hot model reload (file polling, SIGHUP), swapped in between batches.
 //! - [`train`]: the same features, computed over a file, fed to model training.
 
 pub mod commit;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod normalize;
+pub mod ops;
 pub mod pipeline;
+pub mod reload;
 pub mod score;
 pub mod service;
 pub mod train;

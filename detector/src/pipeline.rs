@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
+use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
 use crate::score;
 use crate::score::Scorer;
@@ -146,7 +147,8 @@ impl PipelineParts {
 #[derive(Debug)]
 pub struct Pipeline {
     parts: PipelineParts,
-    scorer: Scorer,
+    /// Shared with the scoring task on the blocking pool; replaced on a model reload.
+    scorer: Arc<Scorer>,
     extractor: FeatureExtractor,
     watermarks: Watermarks,
     commits: CommitTracker,
@@ -155,6 +157,9 @@ pub struct Pipeline {
     /// Revocation findings of the records ingested since the last emit.
     findings: Vec<Finding>,
     watched: WatchedSubjects,
+    metrics: Option<Arc<Metrics>>,
+    /// Reloaded models, swapped in between batches.
+    model_updates: Option<tokio::sync::watch::Receiver<Arc<TrainedModel>>>,
 }
 
 impl Pipeline {
@@ -171,7 +176,7 @@ impl Pipeline {
             tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
         }
         Ok(Self {
-            scorer,
+            scorer: Arc::new(scorer),
             extractor: FeatureExtractor::new(&parts.window)?,
             watermarks: Watermarks::new(lateness_ms, idle),
             parts,
@@ -180,7 +185,83 @@ impl Pipeline {
             progress: None,
             findings: Vec::new(),
             watched: WatchedSubjects::default(),
+            metrics: None,
+            model_updates: None,
         })
+    }
+
+    /// Publishes the counters, the feature state's size and the scoring latency to
+    /// `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics.set_model(self.scorer.model());
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Swaps in the models sent on `updates` (by [`crate::reload`]) between batches.
+    pub fn with_model_updates(
+        mut self,
+        updates: tokio::sync::watch::Receiver<Arc<TrainedModel>>,
+    ) -> Self {
+        self.model_updates = Some(updates);
+        self
+    }
+
+    /// Scores with `model` from the next batch on. A model of another feature schema is
+    /// refused and the current one kept.
+    pub fn replace_model(&mut self, model: Arc<TrainedModel>) -> Result<()> {
+        let scorer = Scorer::new(
+            Arc::clone(&model),
+            &self.parts.rules,
+            self.parts.window.window_secs,
+        )?;
+        tracing::info!(
+            from = %self.scorer.model().model_version(), to = %model.model_version(),
+            threshold = model.threshold(), "model swapped"
+        );
+        if let Some(m) = &self.metrics {
+            m.model_reloaded(&model);
+        }
+        self.scorer = Arc::new(scorer);
+        self.parts.model = model;
+        Ok(())
+    }
+
+    /// Between batches: takes a reloaded model if one is waiting.
+    fn apply_model_update(&mut self) {
+        let Some(updates) = &mut self.model_updates else {
+            return;
+        };
+        if !updates.has_changed().unwrap_or(false) {
+            return;
+        }
+        let model = Arc::clone(&updates.borrow_and_update());
+        if let Err(e) = self.replace_model(model) {
+            tracing::error!(error = %e, "reloaded model refused; the current model keeps scoring");
+            if let Some(m) = &self.metrics {
+                m.model_reload_failed();
+            }
+        }
+    }
+
+    /// After a batch: the counters and feature state, for `/metrics`.
+    fn publish_metrics(&self, final_batch: bool) {
+        if let Some(m) = &self.metrics {
+            m.record_batch(&self.stats, &self.extractor, final_batch);
+        }
+    }
+
+    /// Scores on the blocking pool (small batches inline), so a large batch never holds
+    /// a runtime worker that the HTTP API, the ops endpoint, the outbox worker and Kafka
+    /// polling need.
+    async fn score(&self, rows: Vec<FeatureRow>, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let started = Instant::now();
+        let n = rows.len();
+        let alerts = score::alerts_off_runtime(Arc::clone(&self.scorer), rows, now).await?;
+        if let Some(m) = &self.metrics {
+            m.observe_scoring(n, started.elapsed());
+        }
+        Ok(alerts)
     }
 
     /// Publishes the counters after every batch (for health checks and tests that wait
@@ -207,6 +288,9 @@ impl Pipeline {
         let mut idle_flushed = true;
         let mut last_inventory_save = Instant::now();
         tracing::info!(source = %source.describe(), "pipeline started");
+        if let Some(m) = &self.metrics {
+            m.readiness().source_started();
+        }
         loop {
             let batch = tokio::select! {
                 biased;
@@ -216,6 +300,7 @@ impl Pipeline {
                 }
                 batch = source.next_batch(self.parts.pipeline.batch_size) => batch?,
             };
+            self.apply_model_update();
             let end = matches!(batch, Batch::End);
             let rows = match batch {
                 Batch::Records(records) => {
@@ -241,9 +326,10 @@ impl Pipeline {
                 Batch::Idle => Vec::new(),
                 Batch::End => self.extractor.finish(),
             };
-            self.emit(&rows).await?;
+            self.emit(rows).await?;
             self.commit(source, end).await?;
             self.stats.source_ended = end;
+            self.publish_metrics(end);
             if let Some(tx) = &self.progress {
                 tx.send_replace(self.stats.clone());
             }
@@ -398,14 +484,14 @@ impl Pipeline {
 
     /// Scores rows and handles the alerts they raise, with the revocation findings since
     /// the last call: grouped, stored, decided on, delivered, published.
-    async fn emit(&mut self, rows: &[FeatureRow]) -> Result<()> {
+    async fn emit(&mut self, rows: Vec<FeatureRow>) -> Result<()> {
         let findings = std::mem::take(&mut self.findings);
         if rows.is_empty() && findings.is_empty() {
             return Ok(());
         }
         self.stats.rows_scored += rows.len() as u64;
         let now = Utc::now();
-        let alerts = self.scorer.alerts(rows, now);
+        let alerts = self.score(rows, now).await?;
         let alerts = with_findings(alerts, &findings);
         if alerts.is_empty() {
             return Ok(());

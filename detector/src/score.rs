@@ -48,6 +48,25 @@ impl Scorer {
     }
 }
 
+/// Batches up to this many rows are scored inline: handing them to another thread would
+/// cost about as much as scoring them.
+pub const INLINE_SCORING_ROWS: usize = 32;
+
+/// [`Scorer::alerts`] on tokio's blocking pool (inline for small batches), so scoring a
+/// large batch never holds a runtime worker.
+pub async fn alerts_off_runtime(
+    scorer: Arc<Scorer>,
+    rows: Vec<FeatureRow>,
+    now: DateTime<Utc>,
+) -> crate::Result<Vec<Alert>> {
+    if rows.len() <= INLINE_SCORING_ROWS {
+        return Ok(scorer.alerts(&rows, now));
+    }
+    tokio::task::spawn_blocking(move || scorer.alerts(&rows, now))
+        .await
+        .map_err(|e| crate::Error::Scoring(e.to_string()))
+}
+
 fn judge(
     model: &TrainedModel,
     rules: &RuleSet,
