@@ -30,6 +30,9 @@ pub const PREFIX: &str = "outrider";
 
 /// The feature state's size is recomputed at most this often: it walks every tracked key.
 const STATE_BYTES_REFRESH: Duration = Duration::from_secs(10);
+/// ... and never more often than this many times its last walk's duration, so the walk
+/// costs at most 1% of the pipeline's time however many keys are tracked.
+const STATE_BYTES_COST_FACTOR: u32 = 100;
 
 /// The content type of [`Metrics::encode`]'s output (OpenMetrics text, which Prometheus
 /// scrapes natively).
@@ -61,6 +64,7 @@ struct Snapshot {
     stats: PipelineStats,
     features: FeatureGauges,
     state_bytes_at: Option<Instant>,
+    state_bytes_took: Duration,
     model: Option<ModelInfo>,
 }
 
@@ -129,18 +133,20 @@ impl Metrics {
     }
 
     /// After each batch: the run's counters and the feature state. The state's size walks
-    /// every key, so it is refreshed at most every few seconds unless `final_batch`.
+    /// every key, so it is refreshed at most every 10 s (less often when the walk is slow)
+    /// unless `final_batch`.
     pub fn record_batch(&self, stats: &PipelineStats, fx: &FeatureExtractor, final_batch: bool) {
         let mut snap = lock(&self.shared.snapshot);
         snap.stats.clone_from(stats);
         snap.features.tracked_keys = fx.tracked_keys() as u64;
         snap.features.max_tracked_keys = fx.config().max_tracked_keys as u64;
         snap.features.extractor = fx.stats();
-        let stale = snap
-            .state_bytes_at
-            .is_none_or(|at| at.elapsed() >= STATE_BYTES_REFRESH);
+        let every = STATE_BYTES_REFRESH.max(snap.state_bytes_took * STATE_BYTES_COST_FACTOR);
+        let stale = snap.state_bytes_at.is_none_or(|at| at.elapsed() >= every);
         if final_batch || stale {
+            let started = Instant::now();
             snap.features.state_bytes = fx.state_bytes() as u64;
+            snap.state_bytes_took = started.elapsed();
             snap.state_bytes_at = Some(Instant::now());
         }
     }
@@ -356,7 +362,7 @@ fn encode_features(enc: &mut DescriptorEncoder, f: &FeatureGauges) -> Result<(),
     gauge(
         enc,
         "feature_state_bytes",
-        "Estimated bytes of feature state (refreshed every few seconds)",
+        "Estimated bytes of feature state (refreshed every 10 s or less often)",
         f.state_bytes,
     )?;
     let x = &f.extractor;

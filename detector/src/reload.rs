@@ -219,6 +219,70 @@ async fn next_tick(ticks: &mut Option<tokio::time::Interval>) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use ndarray::Array2;
+    use outrider_features::FEATURE_COUNT;
+    use outrider_models::{IsolationForestParams, TrainOptions};
+
+    /// A small model of this build's schema, saved at `path`, as JSON.
+    fn save_model(path: &Path, version: &str) -> serde_json::Value {
+        let x = Array2::from_shape_fn((300, FEATURE_COUNT), |(i, j)| ((i * 7 + j) % 11) as f32);
+        let opts = TrainOptions {
+            params: IsolationForestParams::default().n_trees(10).sample_size(64),
+            ..TrainOptions::new("2026-11-22T00:00:00Z".to_owned())
+        };
+        let model = TrainedModel::train(crate::train::feature_schema(), x.view(), &opts).unwrap();
+        model.save(path).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        json["model_version"] = version.into();
+        std::fs::write(path, json.to_string()).unwrap();
+        json
+    }
+
+    #[tokio::test]
+    async fn a_periodic_check_loads_a_changed_file_once_and_refuses_a_broken_one_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        save_model(&path, "v1");
+        let current = Arc::new(load_model(&path).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let (reloader, mut models) =
+            ModelReloader::new(path.clone(), current, RulesConfig::default(), 60, None);
+        let mut reloader = reloader.with_metrics(metrics.clone());
+        assert_eq!(reloader.check(false).await, ReloadOutcome::Unchanged);
+        assert!(!models.has_changed().unwrap());
+
+        let mut v2 = save_model(&path, "v2-longer-version");
+        assert_eq!(
+            reloader.check(false).await,
+            ReloadOutcome::Loaded {
+                model_version: "v2-longer-version".into()
+            }
+        );
+        assert_eq!(
+            models.borrow_and_update().model_version(),
+            "v2-longer-version"
+        );
+        assert_eq!(reloader.check(false).await, ReloadOutcome::Unchanged);
+
+        // Another size too: two writes within one clock tick can share a modification time.
+        v2["model_version"] = "v3".into();
+        v2["schema"]["id"] = "identity-v0".into();
+        std::fs::write(&path, v2.to_string()).unwrap();
+        assert!(matches!(
+            reloader.check(false).await,
+            ReloadOutcome::Refused { error } if error.contains("identity-v0")
+        ));
+        assert!(!models.has_changed().unwrap(), "the old model stays");
+        assert_eq!(reloader.check(false).await, ReloadOutcome::Unchanged);
+        assert_eq!(metrics.model_reload_counts(), (0, 1));
+        // An explicit check (SIGHUP) tries the same file again.
+        assert!(matches!(
+            reloader.check(true).await,
+            ReloadOutcome::Refused { .. }
+        ));
+        assert_eq!(metrics.model_reload_counts(), (0, 2));
+    }
 
     #[test]
     fn a_stamp_changes_with_the_file_size() {
