@@ -10,12 +10,14 @@
 //! - [`normalize`]: raw record -> event (parser per topic, route templates, inventory).
 //! - [`pipeline`]: the loop over batches, generic over the source.
 //! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
+//! - [`burst`]: burst detectors fed per event, their hits judged with the rows.
 //! - [`commit`]: which offsets are safe to commit (at-least-once).
 //! - [`watermark`]: event-time progress per partition.
 //! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker
 //!   and, with `[http]`, the HTTP API (`outrider_alerts::HttpApi`).
 //! - [`train`]: the same features, computed over a file, fed to model training.
 
+pub mod burst;
 pub mod commit;
 pub mod config;
 pub mod error;

@@ -27,6 +27,7 @@ use outrider_models::{RulesConfig, TrainedModel};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::burst::{BurstConfig, BurstTracker};
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
@@ -82,6 +83,8 @@ pub struct PipelineParts {
     pub model: Arc<TrainedModel>,
     /// Deterministic rules judged beside the model.
     pub rules: RulesConfig,
+    /// Burst detectors fed per event, judged with the rows.
+    pub burst: BurstConfig,
     pub store: Arc<dyn AlertStore>,
     /// Turns raised alerts into decisions.
     pub policies: PolicySet,
@@ -125,6 +128,7 @@ impl PipelineParts {
             window,
             model,
             rules: RulesConfig::default(),
+            burst: BurstConfig::default(),
             store,
             policies: decisions.policies()?,
             incidents: IncidentGrouper::new(IncidentConfig::default())?,
@@ -166,7 +170,8 @@ impl Pipeline {
             Arc::clone(&parts.model),
             &parts.rules,
             parts.window.window_secs,
-        )?;
+        )?
+        .with_bursts(BurstTracker::new(&parts.burst, &parts.window)?);
         for status in scorer.rule_statuses() {
             tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
         }
@@ -319,6 +324,7 @@ impl Pipeline {
                     }
                     match self.extractor.observe(&event) {
                         Observed::Accepted => {
+                            self.scorer.observe(&event);
                             let ts = event.ts().millis();
                             chunk.1 = Some(chunk.1.map_or(ts, |t: i64| t.max(ts)));
                         }
