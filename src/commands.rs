@@ -250,6 +250,60 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
+}
+
+/// Per-API and per-peer-group thresholds, fitted on held-out identities.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrationArgs {
+    /// Share of benign windows allowed to alert, per API and per peer group.
+    #[arg(long, default_value_t = 0.0001)]
+    pub target_false_alert_rate: f64,
+    /// Share of identities held out of training to calibrate the thresholds on.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_fraction: f64,
+    /// Held-out windows an API or peer group needs for a threshold of its own.
+    #[arg(long, default_value_t = 10_000)]
+    pub min_group_windows: usize,
+}
+
+impl CalibrationArgs {
+    pub fn options(&self, seed: u64) -> training::CalibrationOptions {
+        training::CalibrationOptions {
+            target_false_alert_rate: self.target_false_alert_rate,
+            validation_fraction: self.validation_fraction,
+            min_group_samples: self.min_group_windows,
+            seed,
+        }
+    }
+}
+
+impl Default for CalibrationArgs {
+    fn default() -> Self {
+        let d = training::CalibrationOptions::default();
+        Self {
+            target_false_alert_rate: d.target_false_alert_rate,
+            validation_fraction: d.validation_fraction,
+            min_group_windows: d.min_group_samples,
+        }
+    }
+}
+
+/// One line on what calibration did.
+pub fn describe_calibration(outcome: &training::CalibrationOutcome) -> String {
+    match outcome {
+        training::CalibrationOutcome::Calibrated {
+            validation_rows,
+            groups,
+        } => format!(
+            "calibrated on {validation_rows} windows of held-out identities: {groups} API \
+             and peer-group thresholds"
+        ),
+        training::CalibrationOutcome::Skipped { reason } => {
+            format!("not calibrated ({reason}): the global threshold applies")
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -272,15 +326,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
         table.records,
         table.parse_errors
     );
-    let model = train_rows(&table.rows, args.seed)?;
+    let (model, calibration) = train_rows(&table.rows, args.seed, &args.calibration)?;
     model.save(&args.output)?;
     println!(
-        "trained {} on {} windows from {} records (refused: {:?}); threshold {:.3}; wrote {}",
+        "trained {} on {} windows from {} records (refused: {:?}); threshold {:.3}; {}; wrote {}",
         model.model_version(),
         table.rows.len(),
         table.records,
         table.parse_errors,
         model.threshold(),
+        describe_calibration(&calibration),
         args.output.display()
     );
     Ok(())
@@ -336,12 +391,18 @@ fn table_schema(table: &outrider_datasets::FeatureTable) -> outrider_models::Fea
     }
 }
 
+/// Trains on feature rows and calibrates per-API thresholds on held-out identities.
 pub fn train_rows(
     rows: &[outrider_features::FeatureRow],
     seed: u64,
-) -> Result<outrider_models::TrainedModel> {
+    calibration: &CalibrationArgs,
+) -> Result<(outrider_models::TrainedModel, training::CalibrationOutcome)> {
     let options = training::default_train_options(seed, chrono::Utc::now().to_rfc3339());
-    Ok(training::train(rows, &options)?)
+    Ok(training::train_calibrated(
+        rows,
+        &options,
+        &calibration.options(seed),
+    )?)
 }
 
 #[derive(Debug, Args)]
@@ -493,6 +554,12 @@ pub fn render_alert(a: &Alert) -> String {
             "    {:<26} {:>12.2}   baseline {:>10.2} (p99 {:>10.2})   weight {:.2}",
             f.name, f.value, f.baseline, f.baseline_p99, f.contribution
         );
+    }
+    for h in &a.rule_hits {
+        let _ = writeln!(s, "    {} ({:?}): {}", h.rule, h.severity, h.reason);
+    }
+    if let Some(risk) = a.risk {
+        let _ = writeln!(s, "    risk {risk:.4}");
     }
     let _ = writeln!(
         s,
@@ -898,6 +965,7 @@ mod datasets_cli_tests {
             output: model.clone(),
             config: None,
             seed: 7,
+            calibration: CalibrationArgs::default(),
         })
         .unwrap();
         let loaded = outrider_models::TrainedModel::load(&model).unwrap();

@@ -18,6 +18,8 @@ use outrider_ingest::source::KafkaSourceConfig;
 use outrider_models::RulesConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::burst::BurstConfig;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -37,6 +39,8 @@ pub struct Config {
     pub revocation_watch: Option<WatchConfig>,
     /// Deterministic rules beside the model (limits and severities per rule).
     pub rules: RulesConfig,
+    /// Burst detection on the event stream (on by default).
+    pub burst: BurstConfig,
     pub pipeline: PipelineConfig,
     /// Prometheus metrics and the liveness and readiness probes; off unless `[ops]` is set.
     pub ops: Option<crate::ops::OpsConfig>,
@@ -245,6 +249,7 @@ impl Config {
             .check()
             .map_err(|e| alerts_config_error("", e))?;
         self.validate_decisions()?;
+        self.burst.validate()?;
         if let Some(http) = &self.http {
             self.validate_http(http)?;
         }

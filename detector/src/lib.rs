@@ -10,6 +10,7 @@
 //! - [`normalize`]: raw record -> event (parser per topic, route templates, inventory).
 //! - [`pipeline`]: the loop over batches, generic over the source.
 //! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
+//! - [`burst`]: burst detectors fed per event, their hits judged with the rows.
 //! - [`commit`]: which offsets are safe to commit (at-least-once).
 //! - [`watermark`]: event-time progress per partition.
 //! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker
@@ -19,6 +20,7 @@
 //! - [`reload`]: hot model reload (file polling, SIGHUP), swapped in between batches.
 //! - [`train`]: the same features, computed over a file, fed to model training.
 
+pub mod burst;
 pub mod commit;
 pub mod config;
 pub mod error;

@@ -27,6 +27,7 @@ use outrider_models::{RulesConfig, TrainedModel};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::burst::{BurstConfig, BurstHit, BurstTracker};
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
@@ -83,6 +84,8 @@ pub struct PipelineParts {
     pub model: Arc<TrainedModel>,
     /// Deterministic rules judged beside the model.
     pub rules: RulesConfig,
+    /// Burst detectors fed per event, judged with the rows.
+    pub burst: BurstConfig,
     pub store: Arc<dyn AlertStore>,
     /// Turns raised alerts into decisions.
     pub policies: PolicySet,
@@ -126,6 +129,7 @@ impl PipelineParts {
             window,
             model,
             rules: RulesConfig::default(),
+            burst: BurstConfig::default(),
             store,
             policies: decisions.policies()?,
             incidents: IncidentGrouper::new(IncidentConfig::default())?,
@@ -149,6 +153,9 @@ pub struct Pipeline {
     parts: PipelineParts,
     /// Shared with the scoring task on the blocking pool; replaced on a model reload.
     scorer: Arc<Scorer>,
+    /// Fed per accepted event; its hits go with the rows to the scorer. Kept across model
+    /// reloads (its state is about the traffic, not the model).
+    bursts: Option<BurstTracker>,
     extractor: FeatureExtractor,
     watermarks: Watermarks,
     commits: CommitTracker,
@@ -171,12 +178,15 @@ impl Pipeline {
             Arc::clone(&parts.model),
             &parts.rules,
             parts.window.window_secs,
-        )?;
+        )?
+        .with_burst_severity(parts.burst.severity);
+        let bursts = BurstTracker::new(&parts.burst, &parts.window)?;
         for status in scorer.rule_statuses() {
             tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
         }
         Ok(Self {
             scorer: Arc::new(scorer),
+            bursts,
             extractor: FeatureExtractor::new(&parts.window)?,
             watermarks: Watermarks::new(lateness_ms, idle),
             parts,
@@ -214,7 +224,8 @@ impl Pipeline {
             Arc::clone(&model),
             &self.parts.rules,
             self.parts.window.window_secs,
-        )?;
+        )?
+        .with_burst_severity(self.parts.burst.severity);
         tracing::info!(
             from = %self.scorer.model().model_version(), to = %model.model_version(),
             threshold = model.threshold(), "model swapped"
@@ -254,14 +265,27 @@ impl Pipeline {
     /// Scores on the blocking pool (small batches inline), so a large batch never holds
     /// a runtime worker that the HTTP API, the ops endpoint, the outbox worker and Kafka
     /// polling need.
-    async fn score(&self, rows: Vec<FeatureRow>, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+    async fn score(&mut self, rows: Vec<FeatureRow>, now: DateTime<Utc>) -> Result<Vec<Alert>> {
         let started = Instant::now();
         let n = rows.len();
-        let alerts = score::alerts_off_runtime(Arc::clone(&self.scorer), rows, now).await?;
+        let bursts = self.burst_hits(&rows);
+        let alerts = score::alerts_off_runtime(Arc::clone(&self.scorer), rows, bursts, now).await?;
         if let Some(m) = &self.metrics {
             m.observe_scoring(n, started.elapsed());
         }
         Ok(alerts)
+    }
+
+    /// Each row's burst hits, then the hits no later row can take are pruned.
+    fn burst_hits(&mut self, rows: &[FeatureRow]) -> Vec<Vec<BurstHit>> {
+        let Some(bursts) = &mut self.bursts else {
+            return Vec::new();
+        };
+        let hits = rows.iter().map(|r| bursts.hits_for(r)).collect();
+        if let Some(end) = rows.iter().map(|r| r.window_end_ms).max() {
+            bursts.prune_before(end);
+        }
+        hits
     }
 
     /// Publishes the counters after every batch (for health checks and tests that wait
@@ -405,6 +429,9 @@ impl Pipeline {
                     }
                     match self.extractor.observe(&event) {
                         Observed::Accepted => {
+                            if let Some(b) = &mut self.bursts {
+                                b.observe(&event);
+                            }
                             let ts = event.ts().millis();
                             chunk.1 = Some(chunk.1.map_or(ts, |t: i64| t.max(ts)));
                         }

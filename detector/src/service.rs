@@ -226,6 +226,7 @@ impl Service {
         parts.watcher = config.revocation_watch.clone().map(RevocationWatcher::new);
         parts.decisions = config.decisions.clone();
         parts.rules = config.rules.clone();
+        parts.burst = config.burst.clone();
         parts.pipeline = config.pipeline.clone();
         parts.inventory_path = Some(data_dir.join("inventory.json"));
         let mut pipeline = Pipeline::new(parts)?;
