@@ -11,16 +11,22 @@
 //! - [`pipeline`]: the loop over batches, generic over the source.
 //! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
 //! - [`commit`]: which offsets are safe to commit (at-least-once).
+//! - [`partitions`]: one feature state per partition, restored from [`checkpoint`]s when
+//!   a partition moves between instances.
+//! - `retry`: store writes retried with backoff while the store is down.
 //! - [`watermark`]: event-time progress per partition.
 //! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker
 //!   and, with `[http]`, the HTTP API (`outrider_alerts::HttpApi`).
 //! - [`train`]: the same features, computed over a file, fed to model training.
 
+pub mod checkpoint;
 pub mod commit;
 pub mod config;
 pub mod error;
 pub mod normalize;
+pub mod partitions;
 pub mod pipeline;
+mod retry;
 pub mod score;
 pub mod service;
 pub mod train;
