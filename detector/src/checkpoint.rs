@@ -137,7 +137,7 @@ fn take<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
 pub enum Loaded {
     /// No checkpoint for this partition yet.
     Missing,
-    Restored(PartitionCheckpoint),
+    Restored(Box<PartitionCheckpoint>),
     /// A file that cannot be used; it was moved aside to `<name>.bad` so that nobody
     /// restores it later, after this instance has committed past it.
     Refused(CheckpointError),
@@ -190,7 +190,7 @@ impl CheckpointDir {
             Err(source) => return Loaded::Refused(CheckpointError::Io { path, source }),
         };
         match decode(&bytes, partition, window) {
-            Ok(c) => Loaded::Restored(c),
+            Ok(c) => Loaded::Restored(Box::new(c)),
             Err(e) => {
                 self.set_aside(partition);
                 Loaded::Refused(e)

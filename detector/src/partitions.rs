@@ -178,7 +178,7 @@ impl PartitionStates {
             Loaded::Missing => {
                 tracing::info!(topic = %p.stream, partition = p.partition, "no checkpoint; partition starts empty");
             }
-            Loaded::Restored(c) if !committed.is_some_and(|n| n <= c.state_offset + 1) => {
+            Loaded::Restored(c) if committed.is_none_or(|n| n > c.state_offset + 1) => {
                 tracing::warn!(
                     topic = %p.stream, partition = p.partition, state_offset = c.state_offset,
                     committed = ?committed,
@@ -194,6 +194,7 @@ impl PartitionStates {
                     "partition state restored from checkpoint"
                 );
                 stats.checkpoints_restored += 1;
+                let c = *c;
                 state.extractor = c.extractor;
                 state.state_offset = Some(c.state_offset);
                 state.restored_through = Some(c.state_offset);
