@@ -39,10 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.parse_errors.insert(reason.into(), 3);
     }
     stats.skipped.insert("health_check".into(), 10);
-    metrics.record_batch(&stats, &fx, true);
+    metrics.record_batch(&stats, &[&fx], true);
     let update = per_call(200_000, || {
         stats.records += BATCH as u64;
-        metrics.record_batch(&stats, &fx, false);
+        metrics.record_batch(&stats, &[&fx], false);
         metrics.observe_scoring(120, Duration::from_micros(800));
     });
     let walk = per_call(20, || {

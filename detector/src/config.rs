@@ -44,6 +44,9 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Prometheus metrics and the liveness and readiness probes; off unless `[ops]` is set.
     pub ops: Option<crate::ops::OpsConfig>,
+    /// Where each Kafka partition's feature state is saved, so that a partition that
+    /// moves to another instance (or a restarted one) keeps its history.
+    pub checkpoints: CheckpointConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +221,11 @@ pub struct PipelineConfig {
     /// After this long without records (wall clock), windows up to the newest event time
     /// are emitted without waiting for the allowed lateness, so a quiet stream still alerts.
     pub idle_flush_ms: u64,
+    /// While the alert store is unavailable, the batch in hand is retried, first after
+    /// this delay, doubling (with full jitter) up to `store_retry_max_ms`. Nothing more is
+    /// read and nothing committed meanwhile.
+    pub store_retry_initial_ms: u64,
+    pub store_retry_max_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -225,6 +233,33 @@ impl Default for PipelineConfig {
         Self {
             batch_size: 4096,
             idle_flush_ms: 2000,
+            store_retry_initial_ms: 200,
+            store_retry_max_ms: 30_000,
+        }
+    }
+}
+
+/// `[checkpoints]`: the feature state of each Kafka partition, saved to
+/// `<dir>/<topic>-<partition>.ckpt` and restored by whichever instance of the consumer
+/// group is assigned the partition next. File replays start from the beginning every
+/// time, so they neither write nor restore checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Shared by every instance of one consumer group (a mounted volume); one directory
+    /// per group. Default: `<alerts.data_dir>/checkpoints`.
+    pub dir: Option<PathBuf>,
+    /// Most seconds between two checkpoints of a partition (0: after every batch). The
+    /// committed offset never passes the newest checkpoint, so a longer interval means
+    /// more re-reading after a crash, never a loss.
+    pub interval_secs: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_secs: 30,
         }
     }
 }
@@ -235,6 +270,14 @@ impl Config {
         self.alerts.data_dir.join("dead-letter.jsonl")
     }
 
+    /// Where partition checkpoints live: `checkpoints.dir`, else under `alerts.data_dir`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.checkpoints
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.alerts.data_dir.join("checkpoints"))
+    }
+
     /// Checks what serde cannot: values in range, settings that belong together.
     pub fn validate(&self) -> crate::Result<()> {
         self.features
@@ -243,6 +286,17 @@ impl Config {
         if self.pipeline.batch_size == 0 {
             return Err(crate::Error::Config(
                 "`pipeline.batch_size` must be at least 1".into(),
+            ));
+        }
+        if self.pipeline.store_retry_initial_ms == 0 {
+            return Err(crate::Error::Config(
+                "`pipeline.store_retry_initial_ms` must be at least 1".into(),
+            ));
+        }
+        let empty_dir = self.checkpoints.dir.as_ref();
+        if empty_dir.is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(crate::Error::Config(
+                "`checkpoints.dir` is empty; leave it out for the default".into(),
             ));
         }
         self.incidents

@@ -12,6 +12,9 @@
 //! - [`score`]: feature rows -> alerts with explanations; alerts -> decisions.
 //! - [`burst`]: burst detectors fed per event, their hits judged with the rows.
 //! - [`commit`]: which offsets are safe to commit (at-least-once).
+//! - [`partitions`]: one feature state per partition, restored from [`checkpoint`]s when
+//!   a partition moves between instances.
+//! - `retry`: store writes retried with backoff while the store is down.
 //! - [`watermark`]: event-time progress per partition.
 //! - [`service`]: builds a pipeline from a [`Config`] and runs it with its outbox worker
 //!   and, with `[http]`, the HTTP API (`outrider_alerts::HttpApi`).
@@ -21,14 +24,17 @@
 //! - [`train`]: the same features, computed over a file, fed to model training.
 
 pub mod burst;
+pub mod checkpoint;
 pub mod commit;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod normalize;
 pub mod ops;
+pub mod partitions;
 pub mod pipeline;
 pub mod reload;
+mod retry;
 pub mod score;
 pub mod service;
 pub mod train;

@@ -74,7 +74,22 @@ pub struct FeatureGauges {
     pub tracked_keys: u64,
     pub max_tracked_keys: u64,
     pub state_bytes: u64,
+    /// Partitions with a feature state (each has its own key cap).
+    pub partitions: u64,
+    /// Summed over the partitions.
     pub extractor: ExtractorStats,
+}
+
+fn add_stats(a: ExtractorStats, b: ExtractorStats) -> ExtractorStats {
+    ExtractorStats {
+        accepted: a.accepted + b.accepted,
+        late: a.late + b.late,
+        ignored: a.ignored + b.ignored,
+        rows_emitted: a.rows_emitted + b.rows_emitted,
+        overflowed_events: a.overflowed_events + b.overflowed_events,
+        untracked_keys: a.untracked_keys + b.untracked_keys,
+        evicted_keys: a.evicted_keys + b.evicted_keys,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,17 +150,30 @@ impl Metrics {
     /// After each batch: the run's counters and the feature state. The state's size walks
     /// every key, so it is refreshed at most every 10 s (less often when the walk is slow)
     /// unless `final_batch`.
-    pub fn record_batch(&self, stats: &PipelineStats, fx: &FeatureExtractor, final_batch: bool) {
+    pub fn record_batch(
+        &self,
+        stats: &PipelineStats,
+        extractors: &[&FeatureExtractor],
+        final_batch: bool,
+    ) {
         let mut snap = lock(&self.shared.snapshot);
         snap.stats.clone_from(stats);
-        snap.features.tracked_keys = fx.tracked_keys() as u64;
-        snap.features.max_tracked_keys = fx.config().max_tracked_keys as u64;
-        snap.features.extractor = fx.stats();
+        let f = &mut snap.features;
+        f.tracked_keys = extractors.iter().map(|x| x.tracked_keys() as u64).sum();
+        // The cap is per partition (each partition has its own extractor).
+        f.max_tracked_keys = extractors
+            .first()
+            .map_or(0, |x| x.config().max_tracked_keys as u64);
+        f.partitions = extractors.len() as u64;
+        f.extractor = extractors
+            .iter()
+            .map(|x| x.stats())
+            .fold(ExtractorStats::default(), add_stats);
         let every = STATE_BYTES_REFRESH.max(snap.state_bytes_took * STATE_BYTES_COST_FACTOR);
         let stale = snap.state_bytes_at.is_none_or(|at| at.elapsed() >= every);
         if final_batch || stale {
             let started = Instant::now();
-            snap.features.state_bytes = fx.state_bytes() as u64;
+            snap.features.state_bytes = extractors.iter().map(|x| x.state_bytes() as u64).sum();
             snap.state_bytes_took = started.elapsed();
             snap.state_bytes_at = Some(Instant::now());
         }
@@ -356,8 +384,14 @@ fn encode_features(enc: &mut DescriptorEncoder, f: &FeatureGauges) -> Result<(),
     gauge(
         enc,
         "feature_max_tracked_keys",
-        "The key cap (features.max_tracked_keys)",
+        "The key cap of each partition's feature state (features.max_tracked_keys)",
         f.max_tracked_keys,
+    )?;
+    gauge(
+        enc,
+        "feature_partitions",
+        "Partitions with a feature state (each has its own key cap)",
+        f.partitions,
     )?;
     gauge(
         enc,
@@ -467,7 +501,7 @@ mod tests {
         stats.parse_errors.insert("truncated".into(), 2);
         stats.parse_errors.insert("malformed_json".into(), 1);
         let fx = FeatureExtractor::new(&WindowConfig::default()).unwrap();
-        m.record_batch(&stats, &fx, true);
+        m.record_batch(&stats, &[&fx], true);
         m.observe_scoring(10, Duration::from_millis(2));
         let text = m.encode().unwrap();
         let get = |name, labels| sample(&text, name, labels);

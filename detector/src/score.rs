@@ -402,7 +402,7 @@ mod tests {
             probe(&["/search", "/admin"]),
         ];
         let now = Utc::now();
-        let mut global = scorer();
+        let global = scorer();
         let score = global.model().score_row(&rows[0].values);
         assert!(
             score >= global.model().threshold() && score < admin,

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::checkpoint::CheckpointDir;
 use crate::config::{alerts_config_error, Config, SourceKind, StoreKind};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -229,6 +230,8 @@ impl Service {
         parts.burst = config.burst.clone();
         parts.pipeline = config.pipeline.clone();
         parts.inventory_path = Some(data_dir.join("inventory.json"));
+        parts.checkpoints = checkpoint_dir(config)?;
+        parts.checkpoint_interval = Duration::from_secs(config.checkpoints.interval_secs);
         let mut pipeline = Pipeline::new(parts)?;
         if let Some(tx) = options.progress {
             pipeline = pipeline.with_progress(tx);
@@ -281,6 +284,19 @@ async fn http_api(
         api = api.with_jwks(jwks.clone());
     }
     Ok(Some((api, bind(cfg, listener).await?)))
+}
+
+/// Where partition states are checkpointed: for Kafka only (a file replay starts from
+/// its first line every time, so a checkpoint would skip records it has not seen).
+fn checkpoint_dir(config: &Config) -> Result<Option<CheckpointDir>> {
+    if config.source.kind != SourceKind::Kafka {
+        return Ok(None);
+    }
+    let dir = config.checkpoint_dir();
+    let opened =
+        CheckpointDir::open(&dir).map_err(|e| Error::Config(format!("`checkpoints.dir`: {e}")))?;
+    tracing::info!(dir = %dir.display(), interval_secs = config.checkpoints.interval_secs, "partition checkpoints");
+    Ok(Some(opened))
 }
 
 /// The SIEM topic's producer, when `[siem.kafka]` is configured.

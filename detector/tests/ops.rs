@@ -48,6 +48,7 @@ impl Source for ChannelSource {
                 Record {
                     payload: Bytes::from(l),
                     position: SourcePosition::file("channel", self.line, 0),
+                    key: None,
                 }
             })
             .collect();

@@ -2,6 +2,9 @@
 //! configuration, and a webhook receiver on 127.0.0.1:0.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod proxy;
+pub mod tansu;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
