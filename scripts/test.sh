@@ -14,5 +14,8 @@ for s in kafka clickhouse; do
   export "$("$REPO_ROOT/scripts/$s.sh" start | tail -n 1)"
 done
 export OUTRIDER_TEST_KAFKA_BROKERS OUTRIDER_TEST_CLICKHOUSE_URL
+# The broker binary, for fault tests that start (and kill) a private broker.
+OUTRIDER_TEST_TANSU=$("$REPO_ROOT/scripts/kafka.sh" bin | tail -n 1)
+export OUTRIDER_TEST_TANSU
 
 cargo test --workspace --locked -- --include-ignored "$@"

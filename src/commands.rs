@@ -250,6 +250,60 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    #[command(flatten)]
+    pub calibration: CalibrationArgs,
+}
+
+/// Per-API and per-peer-group thresholds, fitted on held-out identities.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrationArgs {
+    /// Share of benign windows allowed to alert, per API and per peer group.
+    #[arg(long, default_value_t = 0.0001)]
+    pub target_false_alert_rate: f64,
+    /// Share of identities held out of training to calibrate the thresholds on.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_fraction: f64,
+    /// Held-out windows an API or peer group needs for a threshold of its own.
+    #[arg(long, default_value_t = 10_000)]
+    pub min_group_windows: usize,
+}
+
+impl CalibrationArgs {
+    pub fn options(&self, seed: u64) -> training::CalibrationOptions {
+        training::CalibrationOptions {
+            target_false_alert_rate: self.target_false_alert_rate,
+            validation_fraction: self.validation_fraction,
+            min_group_samples: self.min_group_windows,
+            seed,
+        }
+    }
+}
+
+impl Default for CalibrationArgs {
+    fn default() -> Self {
+        let d = training::CalibrationOptions::default();
+        Self {
+            target_false_alert_rate: d.target_false_alert_rate,
+            validation_fraction: d.validation_fraction,
+            min_group_windows: d.min_group_samples,
+        }
+    }
+}
+
+/// One line on what calibration did.
+pub fn describe_calibration(outcome: &training::CalibrationOutcome) -> String {
+    match outcome {
+        training::CalibrationOutcome::Calibrated {
+            validation_rows,
+            groups,
+        } => format!(
+            "calibrated on {validation_rows} windows of held-out identities: {groups} API \
+             and peer-group thresholds"
+        ),
+        training::CalibrationOutcome::Skipped { reason } => {
+            format!("not calibrated ({reason}): the global threshold applies")
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -272,15 +326,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
         table.records,
         table.parse_errors
     );
-    let model = train_rows(&table.rows, args.seed)?;
+    let (model, calibration) = train_rows(&table.rows, args.seed, &args.calibration)?;
     model.save(&args.output)?;
     println!(
-        "trained {} on {} windows from {} records (refused: {:?}); threshold {:.3}; wrote {}",
+        "trained {} on {} windows from {} records (refused: {:?}); threshold {:.3}; {}; wrote {}",
         model.model_version(),
         table.rows.len(),
         table.records,
         table.parse_errors,
         model.threshold(),
+        describe_calibration(&calibration),
         args.output.display()
     );
     Ok(())
@@ -336,12 +391,18 @@ fn table_schema(table: &outrider_datasets::FeatureTable) -> outrider_models::Fea
     }
 }
 
+/// Trains on feature rows and calibrates per-API thresholds on held-out identities.
 pub fn train_rows(
     rows: &[outrider_features::FeatureRow],
     seed: u64,
-) -> Result<outrider_models::TrainedModel> {
+    calibration: &CalibrationArgs,
+) -> Result<(outrider_models::TrainedModel, training::CalibrationOutcome)> {
     let options = training::default_train_options(seed, chrono::Utc::now().to_rfc3339());
-    Ok(training::train(rows, &options)?)
+    Ok(training::train_calibrated(
+        rows,
+        &options,
+        &calibration.options(seed),
+    )?)
 }
 
 #[derive(Debug, Args)]
@@ -360,13 +421,58 @@ pub async fn detect(args: DetectArgs) -> Result<()> {
         config.source.path = input;
     }
     if let Some(http) = &config.http {
-        eprintln!("http api on http://{} until Ctrl-C", http.listen);
+        eprintln!("http api on http://{} until Ctrl-C or SIGTERM", http.listen);
     }
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    if let Some(ops) = &config.ops {
+        eprintln!("metrics, health and readiness on http://{}", ops.listen);
+    }
+    let (reload, reload_requests) = outrider_detector::reload::channel();
+    reload_on_sighup(reload)?;
+    let options = service::RunOptions {
+        reload: Some(reload_requests),
+        ..service::RunOptions::default()
     };
-    let summary = service::run(&config, shutdown).await?;
+    let summary = service::run_with(&config, options, shutdown_signal()?).await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes and systemd send): the detector then
+/// stops reading, finishes the batch in hand, stores and commits it, and drains the outbox.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "ctrl-c",
+            _ = term.recv() => "sigterm",
+        };
+        #[cfg(not(unix))]
+        let signal = {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        };
+        tracing::info!(signal, "shutdown signal received");
+    })
+}
+
+/// SIGHUP asks the detector to reload its model file now (unix only).
+fn reload_on_sighup(reload: outrider_detector::reload::ReloadHandle) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("sighup: checking the model file");
+                reload.request();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(reload);
     Ok(())
 }
 
@@ -448,6 +554,12 @@ pub fn render_alert(a: &Alert) -> String {
             "    {:<26} {:>12.2}   baseline {:>10.2} (p99 {:>10.2})   weight {:.2}",
             f.name, f.value, f.baseline, f.baseline_p99, f.contribution
         );
+    }
+    for h in &a.rule_hits {
+        let _ = writeln!(s, "    {} ({:?}): {}", h.rule, h.severity, h.reason);
+    }
+    if let Some(risk) = a.risk {
+        let _ = writeln!(s, "    risk {risk:.4}");
     }
     let _ = writeln!(
         s,
@@ -853,6 +965,7 @@ mod datasets_cli_tests {
             output: model.clone(),
             config: None,
             seed: 7,
+            calibration: CalibrationArgs::default(),
         })
         .unwrap();
         let loaded = outrider_models::TrainedModel::load(&model).unwrap();

@@ -82,6 +82,8 @@ mod tests {
         assert_eq!(c.decisions.targets.len(), 3);
         assert_eq!(c.decisions.poll_receivers(), vec!["edge"]);
         assert!(c.siem.kafka.is_some() && c.revocation_watch.is_some());
+        assert_eq!(c.ops.as_ref().unwrap().listen, "127.0.0.1:9464");
+        assert_eq!(c.model.reload_check_secs, 30);
         let policies = c.decisions.policies().unwrap();
         assert!(policies.names().contains(&"critical-takeover"));
     }
@@ -115,6 +117,10 @@ mod tests {
                 "pigeon",
             ),
             ("[decisions]\nwebhooks = []\n", "webhooks"),
+            ("[ops]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+            ("[ops]\nlisten = \"localhost\"\n", "ops.listen"),
+            ("[ops]\nmetrics_key_env = \" \"\n", "ops.metrics_key_env"),
+            ("[model]\nreload_secs = 5\n", "reload_secs"),
             (
                 "[decisions]\npolicy_file = \"/nonexistent/policies.toml\"\n",
                 "decisions.policy_file",

@@ -18,7 +18,7 @@ use outrider_detector::config::SourceKind;
 use outrider_detector::{service, train as training, Config};
 use outrider_features::WindowConfig;
 
-use crate::commands::{render_alert, train_rows};
+use crate::commands::{describe_calibration, render_alert, train_rows, CalibrationArgs};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -63,15 +63,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     });
     let train_events: Vec<_> = train_set.events.iter().map(|e| &e.event).collect();
     let rows = training::feature_rows(train_events.iter().copied(), &window)?;
-    let model = train_rows(&rows, args.seed)?;
+    let (model, calibration) = train_rows(&rows, args.seed, &CalibrationArgs::default())?;
     let model_path = args.dir.join("model.json");
     model.save(&model_path)?;
     println!(
-        "trained {} on {} benign events ({} windows): threshold {:.3}",
+        "trained {} on {} benign events ({} windows): threshold {:.3}; {}",
         model.model_version(),
         train_set.events.len(),
         rows.len(),
-        model.threshold()
+        model.threshold(),
+        describe_calibration(&calibration)
     );
 
     let test_set = generate(&GeneratorConfig {

@@ -136,9 +136,15 @@ pub struct Alert {
     pub event_count: u64,
     #[serde(default)]
     pub status: AlertStatus,
-    /// Deterministic rules that fired beside the model, each with its reason.
+    /// Deterministic rules and burst detectors (`burst_<relation>`) that fired beside the
+    /// model, each with its reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_hits: Vec<RuleHit>,
+    /// Combined risk in `[0, 1]`: how much riskier than normal traffic the window is (a
+    /// risk of 0.999 is exceeded by about 0.1 % of benign windows). `None` for alerts of
+    /// uncalibrated models without rule or burst hits, and alerts stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<f64>,
 }
 
 /// A deterministic rule that fired on the alert's window ("token used from 7 distinct IPs

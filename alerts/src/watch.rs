@@ -357,6 +357,7 @@ fn finding(w: &Watch, obs: &Observation) -> Finding {
         event_count: 1,
         status: AlertStatus::Open,
         rule_hits: Vec::new(),
+        risk: None,
     };
     Finding {
         note: AlertNote {

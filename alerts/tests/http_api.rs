@@ -79,6 +79,7 @@ fn alert(identity: &str, at: i64, severity: Severity, api: &str) -> outrider_ale
         event_count: 40,
         status: AlertStatus::Open,
         rule_hits: Vec::new(),
+        risk: None,
     }
 }
 

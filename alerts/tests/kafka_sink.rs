@@ -47,6 +47,7 @@ fn alert(identity: &str, at: i64, tokens: &[&str]) -> Alert {
         event_count: 200,
         status: AlertStatus::Open,
         rule_hits: Vec::new(),
+        risk: None,
     }
 }
 

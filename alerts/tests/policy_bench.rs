@@ -69,6 +69,7 @@ fn alerts() -> Vec<Alert> {
                 event_count: 50 + (i % 200) as u64,
                 status: AlertStatus::Open,
                 rule_hits: Vec::new(),
+                risk: None,
             }
         })
         .collect()

@@ -41,15 +41,27 @@ impl CommitTracker {
         completed_before: Option<i64>,
         all_done: bool,
     ) -> Vec<CommitOffset> {
-        let is_done = |c: &Chunk| match c.pending_until {
+        self.committable_if(|_, _, pending_until| match pending_until {
             None => true,
             Some(_) if all_done => true,
             Some(t) => completed_before.is_some_and(|before| t < before),
-        };
+        })
+    }
+
+    /// The offsets that may be committed now: per partition, up to the end of the
+    /// longest run of chunks, oldest first, for which `is_done(partition, last_offset,
+    /// pending_until)` holds.
+    pub fn committable_if(
+        &mut self,
+        mut is_done: impl FnMut(&Partition, i64, Option<i64>) -> bool,
+    ) -> Vec<CommitOffset> {
         let mut out = Vec::new();
         for (partition, chunks) in &mut self.partitions {
             let mut last = None;
-            while chunks.front().is_some_and(is_done) {
+            while chunks
+                .front()
+                .is_some_and(|c| is_done(partition, c.last_offset, c.pending_until))
+            {
                 last = chunks.pop_front().map(|c| c.last_offset);
             }
             if let Some(offset) = last {
@@ -60,6 +72,11 @@ impl CommitTracker {
             }
         }
         out
+    }
+
+    /// Forgets one partition (revoked: its new owner re-reads it from the last commit).
+    pub fn forget(&mut self, partition: &Partition) {
+        self.partitions.remove(partition);
     }
 
     /// Forgets partitions no longer assigned to this reader.
@@ -105,5 +122,21 @@ mod tests {
         assert!(t.committable(None, false).is_empty());
         assert!(t.committable(Some(1_000), false).is_empty());
         assert_eq!(t.committable(None, true)[0].next_offset, 4);
+    }
+
+    #[test]
+    fn a_limit_holds_chunks_back_until_it_allows_them() {
+        let mut t = CommitTracker::default();
+        t.record(p(0), 9, None);
+        t.record(p(0), 19, None);
+        // A checkpoint covers offsets up to 12: only the first chunk may go.
+        let c = t.committable_if(|_, last, _| last <= 12);
+        assert_eq!(c[0].next_offset, 10);
+        assert_eq!(t.in_flight(), 1, "the held chunk is kept, not dropped");
+        let c = t.committable_if(|_, last, _| last <= 19);
+        assert_eq!(c[0].next_offset, 20);
+        t.record(p(1), 5, None);
+        t.forget(&p(1));
+        assert!(t.committable(None, true).is_empty());
     }
 }

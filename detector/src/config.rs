@@ -18,6 +18,8 @@ use outrider_ingest::source::KafkaSourceConfig;
 use outrider_models::RulesConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::burst::BurstConfig;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -37,7 +39,14 @@ pub struct Config {
     pub revocation_watch: Option<WatchConfig>,
     /// Deterministic rules beside the model (limits and severities per rule).
     pub rules: RulesConfig,
+    /// Burst detection on the event stream (on by default).
+    pub burst: BurstConfig,
     pub pipeline: PipelineConfig,
+    /// Prometheus metrics and the liveness and readiness probes; off unless `[ops]` is set.
+    pub ops: Option<crate::ops::OpsConfig>,
+    /// Where each Kafka partition's feature state is saved, so that a partition that
+    /// moves to another instance (or a restarted one) keeps its history.
+    pub checkpoints: CheckpointConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,12 +100,16 @@ impl Default for SourceConfig {
 pub struct ModelConfig {
     /// A model file written by `outrider train`.
     pub path: PathBuf,
+    /// How often (seconds) the model file's modification time and size are checked; a
+    /// changed file is loaded, validated and swapped in between batches. 0: only on SIGHUP.
+    pub reload_check_secs: u64,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from(".outrider/model.json"),
+            reload_check_secs: 0,
         }
     }
 }
@@ -208,6 +221,11 @@ pub struct PipelineConfig {
     /// After this long without records (wall clock), windows up to the newest event time
     /// are emitted without waiting for the allowed lateness, so a quiet stream still alerts.
     pub idle_flush_ms: u64,
+    /// While the alert store is unavailable, the batch in hand is retried, first after
+    /// this delay, doubling (with full jitter) up to `store_retry_max_ms`. Nothing more is
+    /// read and nothing committed meanwhile.
+    pub store_retry_initial_ms: u64,
+    pub store_retry_max_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -215,6 +233,33 @@ impl Default for PipelineConfig {
         Self {
             batch_size: 4096,
             idle_flush_ms: 2000,
+            store_retry_initial_ms: 200,
+            store_retry_max_ms: 30_000,
+        }
+    }
+}
+
+/// `[checkpoints]`: the feature state of each Kafka partition, saved to
+/// `<dir>/<topic>-<partition>.ckpt` and restored by whichever instance of the consumer
+/// group is assigned the partition next. File replays start from the beginning every
+/// time, so they neither write nor restore checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Shared by every instance of one consumer group (a mounted volume); one directory
+    /// per group. Default: `<alerts.data_dir>/checkpoints`.
+    pub dir: Option<PathBuf>,
+    /// Most seconds between two checkpoints of a partition (0: after every batch). The
+    /// committed offset never passes the newest checkpoint, so a longer interval means
+    /// more re-reading after a crash, never a loss.
+    pub interval_secs: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            interval_secs: 30,
         }
     }
 }
@@ -223,6 +268,14 @@ impl Config {
     /// The dead-letter file for records that could not be parsed.
     pub fn dead_letter_path(&self) -> PathBuf {
         self.alerts.data_dir.join("dead-letter.jsonl")
+    }
+
+    /// Where partition checkpoints live: `checkpoints.dir`, else under `alerts.data_dir`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.checkpoints
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.alerts.data_dir.join("checkpoints"))
     }
 
     /// Checks what serde cannot: values in range, settings that belong together.
@@ -235,10 +288,22 @@ impl Config {
                 "`pipeline.batch_size` must be at least 1".into(),
             ));
         }
+        if self.pipeline.store_retry_initial_ms == 0 {
+            return Err(crate::Error::Config(
+                "`pipeline.store_retry_initial_ms` must be at least 1".into(),
+            ));
+        }
+        let empty_dir = self.checkpoints.dir.as_ref();
+        if empty_dir.is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(crate::Error::Config(
+                "`checkpoints.dir` is empty; leave it out for the default".into(),
+            ));
+        }
         self.incidents
             .check()
             .map_err(|e| alerts_config_error("", e))?;
         self.validate_decisions()?;
+        self.burst.validate()?;
         if let Some(http) = &self.http {
             self.validate_http(http)?;
         }
@@ -248,6 +313,9 @@ impl Config {
                     "`siem.kafka`: `brokers` and `topic` must not be empty".into(),
                 ));
             }
+        }
+        if let Some(ops) = &self.ops {
+            ops.check()?;
         }
         if let Some(watch) = &self.revocation_watch {
             if watch.watch_secs == 0 || watch.max_watched == 0 {

@@ -11,6 +11,11 @@ pub enum Error {
     Alerts(#[from] outrider_alerts::Error),
     #[error("features: {0}")]
     Features(#[from] outrider_features::Error),
+    /// The scoring task on the blocking pool failed (a bug: scoring does not panic on input).
+    #[error("scoring task: {0}")]
+    Scoring(String),
+    #[error("ops endpoint: {0}")]
+    Ops(std::io::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

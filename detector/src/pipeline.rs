@@ -19,18 +19,22 @@ use outrider_alerts::{
     Alert, AlertStore, Decision, DecisionFeed, Finding, IncidentConfig, IncidentGrouper, KafkaSink,
     Observation, Outbox, PolicySet, RevocationWatcher, Scope, Verdict,
 };
-use outrider_features::{FeatureExtractor, FeatureRow, Observed, WindowConfig};
+use outrider_features::{FeatureRow, Observed, WindowConfig};
 use outrider_ingest::dead_letter::{DeadLetter, DeadLetters};
-use outrider_ingest::source::Partition;
+use outrider_ingest::source::{Partition, SourcePosition};
 use outrider_ingest::{ApiEvent, Batch, Event, Parsed, Record, Source};
 use outrider_models::{RulesConfig, TrainedModel};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::burst::{BurstConfig, BurstHit, BurstTracker};
+use crate::checkpoint::CheckpointDir;
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
+use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
+use crate::partitions::{Fed, PartitionStates, PartitionSummary};
 use crate::score;
 use crate::score::Scorer;
 use crate::watermark::Watermarks;
@@ -67,6 +71,25 @@ pub struct PipelineStats {
     pub consumer_lag: Option<i64>,
     /// The source has ended (a replay read its whole input) and everything was emitted.
     pub source_ended: bool,
+    /// Retries of alert-store writes that failed with a retryable error (store down).
+    pub store_retries: u64,
+    /// Partition checkpoints written, restored, refused (corrupt or mismatched: the
+    /// partition started empty) and failed to write.
+    pub checkpoints_written: u64,
+    pub checkpoints_restored: u64,
+    pub checkpoints_refused: u64,
+    pub checkpoint_failures: u64,
+    /// Re-read records that were already inside a restored checkpoint (not fed again).
+    pub records_already_in_state: u64,
+    /// Kafka records whose key is not their event's identity key, and records without a
+    /// key: processed all the same, but their identity's state may be split across
+    /// partitions (see the README on keying).
+    pub key_mismatches: u64,
+    pub unkeyed_records: u64,
+    /// Partitions whose feature state this instance holds.
+    pub partitions: u64,
+    /// Times a partition's offsets went back without a rebalance (log recreated).
+    pub offset_resets: u64,
 }
 
 impl PipelineStats {
@@ -82,6 +105,8 @@ pub struct PipelineParts {
     pub model: Arc<TrainedModel>,
     /// Deterministic rules judged beside the model.
     pub rules: RulesConfig,
+    /// Burst detectors fed per event, judged with the rows.
+    pub burst: BurstConfig,
     pub store: Arc<dyn AlertStore>,
     /// Turns raised alerts into decisions.
     pub policies: PolicySet,
@@ -107,6 +132,10 @@ pub struct PipelineParts {
     pub dead_letters: DeadLetters,
     /// Where the API inventory is saved, now and then and at the end of the run.
     pub inventory_path: Option<std::path::PathBuf>,
+    /// Where partition states are checkpointed (Kafka); `None`: never (file replays).
+    pub checkpoints: Option<CheckpointDir>,
+    /// Most time between two checkpoints of a partition.
+    pub checkpoint_interval: Duration,
 }
 
 impl PipelineParts {
@@ -125,6 +154,7 @@ impl PipelineParts {
             window,
             model,
             rules: RulesConfig::default(),
+            burst: BurstConfig::default(),
             store,
             policies: decisions.policies()?,
             incidents: IncidentGrouper::new(IncidentConfig::default())?,
@@ -139,6 +169,8 @@ impl PipelineParts {
             normalizer,
             dead_letters,
             inventory_path: None,
+            checkpoints: None,
+            checkpoint_interval: Duration::from_secs(30),
         })
     }
 }
@@ -146,8 +178,13 @@ impl PipelineParts {
 #[derive(Debug)]
 pub struct Pipeline {
     parts: PipelineParts,
-    scorer: Scorer,
-    extractor: FeatureExtractor,
+    /// Shared with the scoring task on the blocking pool; replaced on a model reload.
+    scorer: Arc<Scorer>,
+    /// Fed per accepted event; its hits go with the rows to the scorer. Kept across model
+    /// reloads (its state is about the traffic, not the model).
+    bursts: Option<BurstTracker>,
+    /// One feature extractor per partition, checkpointed for hand-over.
+    states: PartitionStates,
     watermarks: Watermarks,
     commits: CommitTracker,
     stats: PipelineStats,
@@ -155,6 +192,11 @@ pub struct Pipeline {
     /// Revocation findings of the records ingested since the last emit.
     findings: Vec<Finding>,
     watched: WatchedSubjects,
+    metrics: Option<Arc<Metrics>>,
+    /// Reloaded models, swapped in between batches.
+    model_updates: Option<tokio::sync::watch::Receiver<Arc<TrainedModel>>>,
+    /// Reused to compare record keys with identity keys.
+    key_buf: String,
 }
 
 impl Pipeline {
@@ -166,13 +208,22 @@ impl Pipeline {
             Arc::clone(&parts.model),
             &parts.rules,
             parts.window.window_secs,
-        )?;
+        )?
+        .with_burst_severity(parts.burst.severity);
+        let bursts = BurstTracker::new(&parts.burst, &parts.window)?;
         for status in scorer.rule_statuses() {
             tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
         }
+        parts.window.check()?;
+        let states = PartitionStates::new(
+            parts.window.clone(),
+            parts.checkpoints.clone(),
+            parts.checkpoint_interval,
+        );
         Ok(Self {
-            scorer,
-            extractor: FeatureExtractor::new(&parts.window)?,
+            scorer: Arc::new(scorer),
+            bursts,
+            states,
             watermarks: Watermarks::new(lateness_ms, idle),
             parts,
             commits: CommitTracker::default(),
@@ -180,7 +231,98 @@ impl Pipeline {
             progress: None,
             findings: Vec::new(),
             watched: WatchedSubjects::default(),
+            metrics: None,
+            model_updates: None,
+            key_buf: String::new(),
         })
+    }
+
+    /// Publishes the counters, the feature state's size and the scoring latency to
+    /// `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics.set_model(self.scorer.model());
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Swaps in the models sent on `updates` (by [`crate::reload`]) between batches.
+    pub fn with_model_updates(
+        mut self,
+        updates: tokio::sync::watch::Receiver<Arc<TrainedModel>>,
+    ) -> Self {
+        self.model_updates = Some(updates);
+        self
+    }
+
+    /// Scores with `model` from the next batch on. A model of another feature schema is
+    /// refused and the current one kept.
+    pub fn replace_model(&mut self, model: Arc<TrainedModel>) -> Result<()> {
+        let scorer = Scorer::new(
+            Arc::clone(&model),
+            &self.parts.rules,
+            self.parts.window.window_secs,
+        )?
+        .with_burst_severity(self.parts.burst.severity);
+        tracing::info!(
+            from = %self.scorer.model().model_version(), to = %model.model_version(),
+            threshold = model.threshold(), "model swapped"
+        );
+        if let Some(m) = &self.metrics {
+            m.model_reloaded(&model);
+        }
+        self.scorer = Arc::new(scorer);
+        self.parts.model = model;
+        Ok(())
+    }
+
+    /// Between batches: takes a reloaded model if one is waiting.
+    fn apply_model_update(&mut self) {
+        let Some(updates) = &mut self.model_updates else {
+            return;
+        };
+        if !updates.has_changed().unwrap_or(false) {
+            return;
+        }
+        let model = Arc::clone(&updates.borrow_and_update());
+        if let Err(e) = self.replace_model(model) {
+            tracing::error!(error = %e, "reloaded model refused; the current model keeps scoring");
+            if let Some(m) = &self.metrics {
+                m.model_reload_failed();
+            }
+        }
+    }
+
+    /// After a batch: the counters and feature state, for `/metrics`.
+    fn publish_metrics(&self, final_batch: bool) {
+        if let Some(m) = &self.metrics {
+            m.record_batch(&self.stats, &self.states.extractors(), final_batch);
+        }
+    }
+
+    /// Scores on the blocking pool (small batches inline), so a large batch never holds
+    /// a runtime worker that the HTTP API, the ops endpoint, the outbox worker and Kafka
+    /// polling need.
+    async fn score(&mut self, rows: Vec<FeatureRow>, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+        let started = Instant::now();
+        let n = rows.len();
+        let bursts = self.burst_hits(&rows);
+        let alerts = score::alerts_off_runtime(Arc::clone(&self.scorer), rows, bursts, now).await?;
+        if let Some(m) = &self.metrics {
+            m.observe_scoring(n, started.elapsed());
+        }
+        Ok(alerts)
+    }
+
+    /// Each row's burst hits, then the hits no later row can take are pruned.
+    fn burst_hits(&mut self, rows: &[FeatureRow]) -> Vec<Vec<BurstHit>> {
+        let Some(bursts) = &mut self.bursts else {
+            return Vec::new();
+        };
+        let hits = rows.iter().map(|r| bursts.hits_for(r)).collect();
+        if let Some(end) = rows.iter().map(|r| r.window_end_ms).max() {
+            bursts.prune_before(end);
+        }
+        hits
     }
 
     /// Publishes the counters after every batch (for health checks and tests that wait
@@ -194,9 +336,16 @@ impl Pipeline {
         &self.stats
     }
 
+    /// The feature state of each partition this pipeline reads.
+    pub fn partitions(&self) -> Vec<PartitionSummary> {
+        self.states.summaries()
+    }
+
     /// Runs until the source ends (replay) or `shutdown` resolves (live). On shutdown,
     /// windows still open are not emitted and their records not committed: a restart
-    /// re-reads them, and deterministic alert ids collapse any duplicates.
+    /// re-reads them, and deterministic alert ids collapse any duplicates. A shutdown
+    /// between batches checkpoints every partition; one that interrupts a batch (a store
+    /// retry) does not, since the state is then ahead of what was stored.
     pub async fn run<S>(&mut self, source: &mut S, shutdown: impl Future<Output = ()>) -> Result<()>
     where
         S: Source + ?Sized,
@@ -206,7 +355,11 @@ impl Pipeline {
         let mut last_records = Instant::now();
         let mut idle_flushed = true;
         let mut last_inventory_save = Instant::now();
+        let mut interrupted = false;
         tracing::info!(source = %source.describe(), "pipeline started");
+        if let Some(m) = &self.metrics {
+            m.readiness().source_started();
+        }
         loop {
             let batch = tokio::select! {
                 biased;
@@ -216,34 +369,43 @@ impl Pipeline {
                 }
                 batch = source.next_batch(self.parts.pipeline.batch_size) => batch?,
             };
+            self.apply_model_update();
             let end = matches!(batch, Batch::End);
+            self.follow_assignment(source)?;
             let rows = match batch {
                 Batch::Records(records) => {
                     last_records = Instant::now();
-                    if let Some(assigned) = source.assignment() {
-                        self.watermarks.assign(&assigned, last_records);
-                        // Revoked partitions are re-read by their new owner from its last
-                        // commit; what we tracked for them can no longer be committed.
-                        self.commits.retain(&assigned);
-                    }
                     self.stats.consumer_lag = source.lag();
                     self.ingest(&records, last_records)?;
                     idle_flushed = false;
-                    self.watermarks
-                        .watermark(last_records)
-                        .map(|w| self.extractor.advance(w))
-                        .unwrap_or_default()
+                    let watermarks = &self.watermarks;
+                    self.states.advance(|p| watermarks.of(p, last_records))
                 }
                 Batch::Idle if !idle_flushed && last_records.elapsed() >= idle_flush => {
                     idle_flushed = true;
                     self.flush_idle()
                 }
                 Batch::Idle => Vec::new(),
-                Batch::End => self.extractor.finish(),
+                Batch::End => self.states.finish(),
             };
-            self.emit(&rows).await?;
-            self.commit(source, end).await?;
+            // The batch in hand is stored (retrying while the store is down), checkpointed,
+            // then committed; shutdown may interrupt the store retries.
+            let step = async {
+                self.emit(rows).await?;
+                self.states.checkpoint(false, &mut self.stats).await;
+                self.commit(source, end).await
+            };
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    tracing::info!("shutdown requested while a batch was in hand; it is not committed");
+                    interrupted = true;
+                    break;
+                }
+                done = step => done?,
+            }
             self.stats.source_ended = end;
+            self.publish_metrics(end);
             if let Some(tx) = &self.progress {
                 tx.send_replace(self.stats.clone());
             }
@@ -255,8 +417,33 @@ impl Pipeline {
                 last_inventory_save = Instant::now();
             }
         }
+        if !interrupted {
+            self.states.checkpoint(true, &mut self.stats).await;
+            self.commit(source, false).await?;
+        }
         self.save_inventory();
         tracing::info!(stats = ?self.stats, "pipeline stopped");
+        Ok(())
+    }
+
+    /// Drops the state of revoked partitions and restores that of newly assigned ones.
+    fn follow_assignment<S: Source + ?Sized>(&mut self, source: &mut S) -> Result<()> {
+        let revoked = source.take_revoked();
+        let assigned = source.assignment();
+        for p in &revoked {
+            // Their new owner re-reads them from the last commit: what was tracked for
+            // them can no longer be committed, and their clocks start over.
+            self.commits.forget(p);
+            self.watermarks.forget(p);
+        }
+        if let Some(assigned) = &assigned {
+            self.watermarks.assign(assigned, Instant::now());
+            self.commits.retain(assigned);
+        }
+        let committed = |new: &[Partition]| source.committed(new);
+        self.states
+            .follow_assignment(assigned.as_deref(), &revoked, committed, &mut self.stats)?;
+        self.stats.partitions = self.states.count() as u64;
         Ok(())
     }
 
@@ -284,11 +471,11 @@ impl Pipeline {
 
     /// A quiet stream: emit windows up to the newest event time, waiving the lateness wait.
     fn flush_idle(&mut self) -> Vec<FeatureRow> {
-        match self.extractor.max_event_time() {
+        match self.states.max_event_time() {
             Some(t) => {
                 tracing::debug!(event_time = t, "source idle; emitting windows");
                 self.stats.idle_flushes += 1;
-                self.extractor.advance(t)
+                self.states.flush_idle()
             }
             None => Vec::new(),
         }
@@ -302,6 +489,16 @@ impl Pipeline {
             self.stats.records += 1;
             let offset = record.position.offset();
             let partition = record.position.partition();
+            if self
+                .states
+                .offset_went_back(&partition, offset, &mut self.stats)?
+            {
+                // What was tracked refers to the old log: it can never be committed.
+                self.commits.forget(&partition);
+                if let Some(chunk) = chunks.get_mut(&partition) {
+                    chunk.0 = offset;
+                }
+            }
             let chunk = chunks.entry(partition.clone()).or_insert((offset, None));
             chunk.0 = chunk.0.max(offset);
             match self
@@ -314,16 +511,25 @@ impl Pipeline {
                 }
                 Ok(Parsed::Event(event)) => {
                     self.stats.events += 1;
+                    if let SourcePosition::Kafka { .. } = record.position {
+                        self.check_key(record.key.as_deref(), &event);
+                    }
                     if let Event::Api(api) = &event {
                         self.check_revocations(api);
                     }
-                    match self.extractor.observe(&event) {
-                        Observed::Accepted => {
+                    match self
+                        .states
+                        .observe(&partition, offset, &event, &mut self.stats)?
+                    {
+                        Fed::Observed(Observed::Accepted) | Fed::AlreadyInState => {
+                            if let Some(b) = &mut self.bursts {
+                                b.observe(&event);
+                            }
                             let ts = event.ts().millis();
                             chunk.1 = Some(chunk.1.map_or(ts, |t: i64| t.max(ts)));
                         }
-                        Observed::Late => self.stats.late_events += 1,
-                        Observed::Ignored => self.stats.ignored_events += 1,
+                        Fed::Observed(Observed::Late) => self.stats.late_events += 1,
+                        Fed::Observed(Observed::Ignored) => self.stats.ignored_events += 1,
                     }
                 }
                 Err(e) => {
@@ -348,9 +554,35 @@ impl Pipeline {
             // The chunk's newest pending time is the partition's newest event time in this
             // batch: the watermark needs no per-record update.
             self.watermarks.observe(&partition, pending, now);
+            self.states
+                .ingested(&partition, last_offset, &mut self.stats)?;
             self.commits.record(partition, last_offset, pending);
         }
         Ok(())
+    }
+
+    /// Counts (and now and then logs) Kafka records not keyed by their identity: they are
+    /// processed, but their identity's state may be split across partitions.
+    fn check_key(&mut self, key: Option<&[u8]>, event: &Event) {
+        let Some(key) = key else {
+            self.stats.unkeyed_records += 1;
+            if self.stats.unkeyed_records.is_power_of_two() {
+                tracing::warn!(
+                    count = self.stats.unkeyed_records,
+                    "kafka records without a key; producers should key records by identity"
+                );
+            }
+            return;
+        };
+        if !crate::partitions::key_is_identity(key, event, &mut self.key_buf) {
+            self.stats.key_mismatches += 1;
+            if self.stats.key_mismatches.is_power_of_two() {
+                tracing::warn!(
+                    count = self.stats.key_mismatches, key = %String::from_utf8_lossy(key),
+                    identity = %self.key_buf, "kafka record key is not its identity key"
+                );
+            }
+        }
     }
 
     /// Feeds a request to the revocation watcher; findings are stored with the next emit,
@@ -398,14 +630,14 @@ impl Pipeline {
 
     /// Scores rows and handles the alerts they raise, with the revocation findings since
     /// the last call: grouped, stored, decided on, delivered, published.
-    async fn emit(&mut self, rows: &[FeatureRow]) -> Result<()> {
+    async fn emit(&mut self, rows: Vec<FeatureRow>) -> Result<()> {
         let findings = std::mem::take(&mut self.findings);
         if rows.is_empty() && findings.is_empty() {
             return Ok(());
         }
         self.stats.rows_scored += rows.len() as u64;
         let now = Utc::now();
-        let alerts = self.scorer.alerts(rows, now);
+        let alerts = self.score(rows, now).await?;
         let alerts = with_findings(alerts, &findings);
         if alerts.is_empty() {
             return Ok(());
@@ -414,15 +646,19 @@ impl Pipeline {
         // A finding is evidence that an enforcement point failed: it is stored even when
         // the grouper folds it into an incident as a repeat.
         let stored = with_findings(grouped.raised.clone(), &findings);
-        self.parts.store.insert_alerts(&stored).await?;
+        let store = Arc::clone(&self.parts.store);
+        self.retry_store("insert alerts", || store.insert_alerts(&stored))
+            .await?;
         for f in &findings {
-            self.parts.store.add_note(&f.note).await?;
+            self.retry_store("add note", || store.add_note(&f.note))
+                .await?;
         }
         let mut decisions = self.parts.policies.decide_all(&grouped.raised, now);
         if self.parts.decisions.simulated {
             decisions.iter_mut().for_each(|d| d.simulated = true);
         }
-        self.parts.store.insert_decisions(&decisions).await?;
+        self.retry_store("insert decisions", || store.insert_decisions(&decisions))
+            .await?;
         if let Some(feed) = &self.parts.feed {
             feed.append(&decisions)?;
         }
@@ -433,10 +669,10 @@ impl Pipeline {
         self.watch(&decisions);
         // Last: a restarted grouper treats the alerts its stored incidents list as seen and
         // decides nothing on them again, so everything they lead to is stored first.
-        self.parts
-            .store
-            .upsert_incidents(&grouped.incidents)
-            .await?;
+        self.retry_store("upsert incidents", || {
+            store.upsert_incidents(&grouped.incidents)
+        })
+        .await?;
         for a in &stored {
             tracing::info!(
                 alert = %a.id, identity = %a.identity, score = a.score,
@@ -453,6 +689,16 @@ impl Pipeline {
         self.stats.simulated_decisions += decisions.iter().filter(|d| d.simulated).count() as u64;
         self.stats.revocation_findings += findings.len() as u64;
         Ok(())
+    }
+
+    /// A store write, retried while the store is unavailable (see [`crate::retry`]).
+    async fn retry_store<T, F, Fut>(&mut self, what: &'static str, op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = outrider_alerts::Result<T>>,
+    {
+        let config = &self.parts.pipeline;
+        crate::retry::retry_store(what, config, &mut self.stats, self.progress.as_ref(), op).await
     }
 
     /// Starts watching the enforcing decisions, from the event time at which they were
@@ -472,7 +718,7 @@ impl Pipeline {
 
     /// The newest event time seen: "now" for event-time decisions.
     fn event_clock(&self) -> Option<DateTime<Utc>> {
-        self.extractor.max_event_time().map(score::millis_to_utc)
+        self.states.max_event_time().map(score::millis_to_utc)
     }
 
     fn enqueue(&self, decisions: &[Decision]) -> Result<()> {
@@ -494,13 +740,27 @@ impl Pipeline {
     }
 
     async fn commit<S: Source + ?Sized>(&mut self, source: &mut S, all_done: bool) -> Result<()> {
+        let states = &self.states;
         let offsets = self
             .commits
-            .committable(self.extractor.completed_before(), all_done);
+            .committable_if(|partition, last_offset, pending_until| {
+                let windows_done = match pending_until {
+                    None => true,
+                    Some(_) if all_done => true,
+                    Some(t) => states.completed_before(partition).is_some_and(|b| t < b),
+                };
+                let in_checkpoint = states
+                    .commit_limit(partition)
+                    .is_none_or(|limit| last_offset <= limit);
+                windows_done && in_checkpoint
+            });
+        let mut offsets = offsets;
+        offsets.extend(self.states.first_commits(&offsets));
         if offsets.is_empty() {
             return Ok(());
         }
         source.commit(&offsets).await?;
+        self.states.committed(&offsets);
         self.stats.commits += 1;
         tracing::debug!(partitions = offsets.len(), "offsets committed");
         Ok(())

@@ -13,16 +13,21 @@ use outrider_alerts::{
     RevocationWatcher, SetPollQueue, SetTarget, Target, TargetConfig,
 };
 use outrider_ingest::dead_letter::DeadLetters;
-use outrider_ingest::source::{FileSource, KafkaSource};
+use outrider_ingest::source::{FileSource, KafkaSource, Source};
+use outrider_models::TrainedModel;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::checkpoint::CheckpointDir;
 use crate::config::{alerts_config_error, Config, SourceKind, StoreKind};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
+use crate::ops::OpsServer;
 use crate::pipeline::{Pipeline, PipelineParts, PipelineStats};
+use crate::reload::{ModelReloader, ReloadRequests};
 use crate::train::load_model;
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +40,7 @@ pub struct RunSummary {
 }
 
 /// What a caller can add to a run besides the configuration.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RunOptions {
     /// Receives the pipeline's counters after every batch (health checks, and tests that
     /// wait for the pipeline instead of sleeping).
@@ -43,6 +48,25 @@ pub struct RunOptions {
     /// Serve the HTTP API on this listener instead of binding `http.listen` (tests bind
     /// 127.0.0.1:0). Needs `[http]` in the configuration.
     pub http_listener: Option<TcpListener>,
+    /// Serve `/metrics`, `/health` and `/ready` on this listener instead of binding
+    /// `ops.listen`. Needs `[ops]` in the configuration.
+    pub ops_listener: Option<TcpListener>,
+    /// Model reload requests (SIGHUP in the CLI, tests): each checks the model file now.
+    pub reload: Option<ReloadRequests>,
+    /// Read this source instead of the configured one (tests, embedding).
+    pub source: Option<Box<dyn Source>>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("progress", &self.progress.is_some())
+            .field("http_listener", &self.http_listener)
+            .field("ops_listener", &self.ops_listener)
+            .field("reload", &self.reload.is_some())
+            .field("source", &self.source.as_ref().map(|s| s.describe()))
+            .finish()
+    }
 }
 
 /// Opens the alert store the configuration names.
@@ -69,7 +93,7 @@ pub async fn run_with_progress(
 ) -> Result<RunSummary> {
     let options = RunOptions {
         progress,
-        http_listener: None,
+        ..RunOptions::default()
     };
     run_with(config, options, shutdown).await
 }
@@ -87,23 +111,45 @@ pub async fn run_with(
         outbox,
         http,
         dead_letters_at,
+        mut ops,
+        reloader,
+        source,
     } = Service::build(config, options).await?;
     // Everything that can fail at start-up has; the background tasks start now.
     let tasks = Background::start(worker, http);
+    let serves_after_replay = tasks.serves_http() || ops.serves();
+    ops.start(reloader);
+    let readiness = ops.metrics.clone();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(m) = &readiness {
+            m.readiness().shutdown_started();
+        }
+        tracing::info!("shutdown started: not ready; finishing the batch in hand");
+    };
     tokio::pin!(shutdown);
-    let (outcome, shutdown_seen) = run_pipeline(&mut pipeline, config, shutdown.as_mut()).await;
-    if outcome.is_ok() && !shutdown_seen && tasks.serves_http() {
-        tracing::info!("source ended; the http api serves until shutdown");
+    let (outcome, shutdown_seen) =
+        run_pipeline(&mut pipeline, config, source, shutdown.as_mut()).await;
+    if outcome.is_ok() && !shutdown_seen && serves_after_replay {
+        tracing::info!("source ended; the http api and ops endpoint serve until shutdown");
         shutdown.await;
     }
     let drain = (outcome.is_ok() && !config.decisions.targets.is_empty())
         .then(|| Duration::from_secs(config.decisions.drain_timeout_secs));
     let stopped = tasks.stop(drain).await;
+    let outbox_pending = outbox.pending_count();
+    if outcome.is_ok() {
+        tracing::info!(
+            stats = ?pipeline.stats(), outbox_pending = outbox_pending.as_ref().ok(),
+            "detector stopped: last batch stored, offsets committed, outbox drained"
+        );
+    }
+    ops.stop().await;
     outcome?;
     stopped?;
     Ok(RunSummary {
         stats: pipeline.stats().clone(),
-        outbox_pending: outbox.pending_count()?,
+        outbox_pending: outbox_pending?,
         dead_letters: dead_letters_at,
     })
 }
@@ -115,14 +161,22 @@ struct Service {
     outbox: Arc<Outbox>,
     http: Option<(HttpApi, TcpListener)>,
     dead_letters_at: String,
+    ops: Ops,
+    reloader: Option<PendingReloader>,
+    source: Option<Box<dyn Source>>,
 }
 
 impl Service {
-    async fn build(config: &Config, options: RunOptions) -> Result<Service> {
+    async fn build(config: &Config, mut options: RunOptions) -> Result<Service> {
         let data_dir = &config.alerts.data_dir;
+        let metrics = ops_metrics(config, &options)?;
         let model = Arc::new(load_model(&config.model.path)?);
         tracing::info!(model = %model.model_version(), threshold = model.threshold(), "model loaded");
         let store = open_store(config).await?;
+        if let Some(m) = &metrics {
+            m.readiness().model_loaded();
+            m.readiness().store_opened();
+        }
         let policies = config.decisions.policies()?;
         let shadow = policies.is_shadow() || config.decisions.simulated;
         tracing::info!(policies = ?policies.names(), shadow, "decision policies loaded");
@@ -142,6 +196,11 @@ impl Service {
         )
         .await?;
         let outbox = Arc::new(Outbox::open(data_dir)?);
+        if let Some(m) = &metrics {
+            m.set_outbox(outbox.clone());
+        }
+        let ops = Ops::build(config, metrics, options.ops_listener.take()).await?;
+        let (reloader, model_updates) = model_reloader(config, &model, &ops, options.reload.take());
         let worker = Arc::new(OutboxWorker::with_targets(outbox.clone(), delivery.targets));
         let dead_letters =
             DeadLetters::open(&config.source.dead_letter, &config.dead_letter_path())?;
@@ -168,11 +227,20 @@ impl Service {
         parts.watcher = config.revocation_watch.clone().map(RevocationWatcher::new);
         parts.decisions = config.decisions.clone();
         parts.rules = config.rules.clone();
+        parts.burst = config.burst.clone();
         parts.pipeline = config.pipeline.clone();
         parts.inventory_path = Some(data_dir.join("inventory.json"));
+        parts.checkpoints = checkpoint_dir(config)?;
+        parts.checkpoint_interval = Duration::from_secs(config.checkpoints.interval_secs);
         let mut pipeline = Pipeline::new(parts)?;
         if let Some(tx) = options.progress {
             pipeline = pipeline.with_progress(tx);
+        }
+        if let Some(m) = &ops.metrics {
+            pipeline = pipeline.with_metrics(m.clone());
+        }
+        if let Some(updates) = model_updates {
+            pipeline = pipeline.with_model_updates(updates);
         }
         Ok(Service {
             pipeline,
@@ -180,6 +248,9 @@ impl Service {
             outbox,
             http,
             dead_letters_at,
+            ops,
+            reloader,
+            source: options.source,
         })
     }
 }
@@ -215,6 +286,19 @@ async fn http_api(
     Ok(Some((api, bind(cfg, listener).await?)))
 }
 
+/// Where partition states are checkpointed: for Kafka only (a file replay starts from
+/// its first line every time, so a checkpoint would skip records it has not seen).
+fn checkpoint_dir(config: &Config) -> Result<Option<CheckpointDir>> {
+    if config.source.kind != SourceKind::Kafka {
+        return Ok(None);
+    }
+    let dir = config.checkpoint_dir();
+    let opened =
+        CheckpointDir::open(&dir).map_err(|e| Error::Config(format!("`checkpoints.dir`: {e}")))?;
+    tracing::info!(dir = %dir.display(), interval_secs = config.checkpoints.interval_secs, "partition checkpoints");
+    Ok(Some(opened))
+}
+
 /// The SIEM topic's producer, when `[siem.kafka]` is configured.
 fn siem_sink(config: &Config) -> Result<Option<Arc<KafkaSink>>> {
     let Some(cfg) = &config.siem.kafka else {
@@ -238,6 +322,7 @@ async fn bind(cfg: &HttpConfig, listener: Option<TcpListener>) -> Result<TcpList
 async fn run_pipeline(
     pipeline: &mut Pipeline,
     config: &Config,
+    source: Option<Box<dyn Source>>,
     shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> (Result<()>, bool) {
     let mut shutdown_seen = false;
@@ -245,7 +330,20 @@ async fn run_pipeline(
         shutdown.await;
         shutdown_seen = true;
     };
-    let outcome = match config.source.kind {
+    let outcome = match (source, config.source.kind) {
+        (Some(mut source), _) => pipeline.run(source.as_mut(), signal).await,
+        (None, kind) => run_configured_source(pipeline, config, kind, signal).await,
+    };
+    (outcome, shutdown_seen)
+}
+
+async fn run_configured_source(
+    pipeline: &mut Pipeline,
+    config: &Config,
+    kind: SourceKind,
+    signal: impl Future<Output = ()>,
+) -> Result<()> {
+    match kind {
         SourceKind::File => match FileSource::open(&config.source.path).await {
             Ok(mut source) => pipeline.run(&mut source, signal).await,
             Err(e) => Err(e.into()),
@@ -254,8 +352,7 @@ async fn run_pipeline(
             Ok(mut source) => pipeline.run(&mut source, signal).await,
             Err(e) => Err(e.into()),
         },
-    };
-    (outcome, shutdown_seen)
+    }
 }
 
 /// The outbox worker and the HTTP API, running beside the pipeline.
@@ -385,4 +482,123 @@ fn build_targets(
         delivery.targets.insert(cfg.name().to_owned(), target);
     }
     Ok(delivery)
+}
+
+/// The metrics, when `[ops]` is configured.
+fn ops_metrics(config: &Config, options: &RunOptions) -> Result<Option<Arc<Metrics>>> {
+    match (&config.ops, &options.ops_listener) {
+        (Some(_), _) => Ok(Some(Arc::new(Metrics::new()))),
+        (None, Some(_)) => Err(Error::Config(
+            "an ops listener was given but `[ops]` is not configured".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A model reloader when the file is polled (`model.reload_check_secs`) or a caller asks
+/// for checks (SIGHUP), and the channel the pipeline reads reloaded models from.
+fn model_reloader(
+    config: &Config,
+    model: &Arc<TrainedModel>,
+    ops: &Ops,
+    requests: Option<ReloadRequests>,
+) -> (
+    Option<PendingReloader>,
+    Option<watch::Receiver<Arc<TrainedModel>>>,
+) {
+    let every = config.model.reload_check_secs;
+    if every == 0 && requests.is_none() {
+        return (None, None);
+    }
+    let (mut reloader, updates) = ModelReloader::new(
+        config.model.path.clone(),
+        model.clone(),
+        config.rules.clone(),
+        config.features.window_secs,
+        (every > 0).then(|| Duration::from_secs(every)),
+    );
+    if let Some(m) = &ops.metrics {
+        reloader = reloader.with_metrics(m.clone());
+    }
+    (Some((reloader, requests)), Some(updates))
+}
+
+/// A model reloader not started yet, with the requests it will answer.
+type PendingReloader = (ModelReloader, Option<ReloadRequests>);
+
+/// The ops endpoint and the model reloader: they run from start to the very end, so
+/// `/ready` reports the shutdown and `/metrics` the final counters.
+struct Ops {
+    metrics: Option<Arc<Metrics>>,
+    server: Option<(OpsServer, TcpListener)>,
+    stop: Option<watch::Sender<bool>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Ops {
+    async fn build(
+        config: &Config,
+        metrics: Option<Arc<Metrics>>,
+        listener: Option<TcpListener>,
+    ) -> Result<Self> {
+        let server = match (&config.ops, &metrics) {
+            (Some(cfg), Some(m)) => {
+                let server = OpsServer::new(cfg, m.clone())?;
+                let listener = match listener {
+                    Some(l) => l,
+                    None => TcpListener::bind(&cfg.listen).await.map_err(|e| {
+                        Error::Config(format!("`ops.listen`: cannot bind {}: {e}", cfg.listen))
+                    })?,
+                };
+                Some((server, listener))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            metrics,
+            server,
+            stop: None,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Whether the ops endpoint will serve (it keeps serving after a replay, until shutdown).
+    fn serves(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// Starts the endpoint and the reloader.
+    fn start(&mut self, reloader: Option<PendingReloader>) {
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        if let Some((server, listener)) = self.server.take() {
+            let serve = server.run(listener, until_stopped());
+            self.tasks.push(tokio::spawn(async move {
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "ops endpoint failed");
+                }
+            }));
+        }
+        if let Some((reloader, requests)) = reloader {
+            self.tasks
+                .push(tokio::spawn(reloader.run(requests, until_stopped())));
+        }
+        self.stop = Some(stop);
+    }
+
+    async fn stop(self) {
+        if let Some(stop) = &self.stop {
+            let _ = stop.send(true);
+        }
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "ops task ended abnormally");
+            }
+        }
+    }
 }

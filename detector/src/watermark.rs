@@ -57,6 +57,26 @@ impl Watermarks {
         }
     }
 
+    /// Forgets a revoked partition's clock: if it comes back, it is re-read from its last
+    /// commit, and its old clock would declare those records late.
+    pub fn forget(&mut self, partition: &Partition) {
+        self.partitions.remove(partition);
+    }
+
+    /// The watermark of one partition's own state: its newest event time less the
+    /// allowed lateness, or, once it has been quiet for the idle timeout, its newest event
+    /// time (its open windows are emitted without waiting). With one feature state per
+    /// partition, no partition's clock can make another's records late, even when one is
+    /// read far ahead of another while catching up.
+    pub fn of(&self, partition: &Partition, now: Instant) -> Option<i64> {
+        let clock = self.partitions.get(partition)?;
+        let ts = clock.max_ts?;
+        if now.duration_since(clock.last_record) >= self.idle {
+            return Some(ts);
+        }
+        Some(ts.saturating_sub(self.lateness_ms))
+    }
+
     /// The minimum over partitions that delivered within the idle timeout, less the
     /// allowed lateness; `None` while a live partition has delivered no event time yet.
     pub fn watermark(&self, now: Instant) -> Option<i64> {
@@ -92,6 +112,20 @@ mod tests {
         assert_eq!(w.watermark(t0), None, "partition 1 has not delivered yet");
         w.observe(&p(1), Some(60_000), t0);
         assert_eq!(w.watermark(t0), Some(55_000));
+    }
+
+    #[test]
+    fn each_partition_has_its_own_watermark() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new(5_000, Duration::from_secs(2));
+        w.assign(&[p(0), p(1)], t0);
+        w.observe(&p(0), Some(600_000), t0);
+        assert_eq!(w.of(&p(0), t0), Some(595_000));
+        assert_eq!(w.of(&p(1), t0), None, "nothing delivered yet");
+        w.observe(&p(1), Some(60_000), t0);
+        assert_eq!(w.of(&p(1), t0), Some(55_000), "not pushed by partition 0");
+        let later = t0 + Duration::from_secs(3);
+        assert_eq!(w.of(&p(1), later), Some(60_000), "quiet: lateness waived");
     }
 
     #[test]

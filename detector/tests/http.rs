@@ -75,6 +75,7 @@ async fn the_api_serves_the_replays_alerts_and_decisions_to_authenticated_caller
         let options = RunOptions {
             progress: Some(progress_tx),
             http_listener: Some(listener),
+            ..RunOptions::default()
         };
         async move {
             let shutdown = async {
@@ -228,8 +229,8 @@ async fn without_an_http_section_no_listener_is_accepted() {
     let input = common::write_traffic(dir.path(), &common::attack_traffic(5, 2));
     let config = common::replay_config(dir.path(), input);
     let options = RunOptions {
-        progress: None,
         http_listener: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        ..RunOptions::default()
     };
     let err = service::run_with(&config, options, std::future::pending())
         .await

@@ -633,8 +633,9 @@ fn fold_bucket(state: &mut KeyState, bucket: Bucket, markov: &mut Markov) {
     state.profile.folded_buckets = state.profile.folded_buckets.saturating_add(1);
 }
 
-/// The identity's peer group: its kind (`sub`, `client`, `apikey`, `ip`, ...).
-pub(crate) fn peer_group(key: &str) -> &str {
+/// The identity's peer group: its kind (`sub`, `client`, `apikey`, `ip`, ...), as the
+/// peer baselines use it (the models calibrate thresholds per peer group with it too).
+pub fn peer_group(key: &str) -> &str {
     key.split(':').next().unwrap_or(key)
 }
 

@@ -30,7 +30,9 @@ pub mod window;
 
 pub use error::{Error, Result};
 pub use extractor::{
-    ExtractorStats, FeatureExtractor, FeatureRow, Observed, WindowContext, OVERFLOW_KEY,
+    peer_group, ExtractorStats, FeatureExtractor, FeatureRow, Observed, WindowContext, OVERFLOW_KEY,
 };
+/// The stable 64-bit hash the features key their state with (same value on every build).
+pub use hash::hash64;
 pub use schema::{FeatureId, FEATURE_COUNT, FEATURE_NAMES, SCHEMA_ID};
 pub use window::WindowConfig;

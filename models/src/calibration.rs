@@ -221,6 +221,40 @@ impl ScoreCalibration {
         })
     }
 
+    /// Threshold and risk of `score` for a sample that belongs to *every* group in `all_of`
+    /// (e.g. each API a window called): of those with their own calibration, the one with
+    /// the highest threshold is used, so the score alerts only when it clears every one of
+    /// them. That keeps each group's false-alert rate at or below the target on the samples
+    /// that belong to it; taking the first group would let a quiet API's low threshold judge
+    /// windows that also called a noisy one. When none of `all_of` has its own calibration,
+    /// this is [`assess`](Self::assess)`(score, fallback)`.
+    pub fn assess_all_of<'a>(
+        &'a self,
+        score: f32,
+        all_of: &[&str],
+        fallback: &[&str],
+    ) -> Result<Assessment<'a>> {
+        let strictest = all_of
+            .iter()
+            .filter_map(|g| self.groups.get_key_value(*g))
+            .max_by(|a, b| a.1.threshold.total_cmp(&b.1.threshold));
+        let Some((name, cal)) = strictest else {
+            return self.assess(score, fallback);
+        };
+        if score.is_nan() {
+            return Err(Error::InvalidScore {
+                index: 0,
+                detail: "NaN cannot be calibrated".into(),
+            });
+        }
+        Ok(Assessment {
+            risk: cal.cdf.risk(score),
+            threshold: cal.threshold,
+            alert: score >= cal.threshold,
+            group: Some(name.as_str()),
+        })
+    }
+
     /// The calibration used for a sample in `groups`, and its group name (`None`: global).
     pub fn calibration_for(&self, groups: &[&str]) -> (Option<&str>, &GroupCalibration) {
         groups
@@ -520,6 +554,35 @@ mod tests {
         assert_eq!(none.group, None);
         assert_eq!(none.threshold, cal.global().threshold());
         assert!(a.threshold < cal.global().threshold());
+    }
+
+    #[test]
+    fn a_sample_in_several_groups_must_clear_the_highest_threshold() {
+        let p = params(0.01, 200);
+        // "api:quiet" scores low, "api:noisy" high; "peer:user" has both.
+        let samples = (0..300)
+            .map(|i| (i as f32 / 300.0, vec!["api:quiet", "peer:user"]))
+            .chain((0..300).map(|i| (10.0 + i as f32 / 30.0, vec!["api:noisy", "peer:user"])));
+        let cal = p.fit(samples).unwrap();
+        let quiet = cal.groups()["api:quiet"].threshold();
+        let noisy = cal.groups()["api:noisy"].threshold();
+        assert!(quiet < 1.0 && noisy > 10.0, "{quiet} {noisy}");
+        // A score of 5 alerts for the quiet API alone, not for a window that called both.
+        let alone = cal.assess_all_of(5.0, &["api:quiet"], &[]).unwrap();
+        assert!(alone.alert && alone.group == Some("api:quiet"));
+        let both = cal
+            .assess_all_of(5.0, &["api:quiet", "api:noisy", "api:unknown"], &[])
+            .unwrap();
+        assert!(!both.alert);
+        assert_eq!((both.group, both.threshold), (Some("api:noisy"), noisy));
+        // No calibrated API: the fallback groups, then the global calibration.
+        let peer = cal
+            .assess_all_of(5.0, &["api:unknown"], &["peer:user"])
+            .unwrap();
+        assert_eq!(peer.group, Some("peer:user"));
+        let global = cal.assess_all_of(5.0, &[], &["peer:bot"]).unwrap();
+        assert_eq!(global.group, None);
+        assert!(cal.assess_all_of(f32::NAN, &["api:quiet"], &[]).is_err());
     }
 
     #[test]

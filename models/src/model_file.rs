@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::{Assessment, CalibrationValidParams, ScoreCalibration};
 use crate::error::{Error, Result};
 use crate::isolation_forest::{
     check_finite, Algorithm, IsolationForest, IsolationForestParams, IsolationForestValidParams,
@@ -233,6 +234,11 @@ pub struct TrainedModel {
     training: TrainingSummary,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     metrics: Option<ValidationMetrics>,
+    /// Thresholds per API and peer group at a target false-alert rate, fitted on benign
+    /// validation rows (see [`calibrate`](Self::calibrate)). Files without it (all
+    /// version 2 files before it existed) use the global `threshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    calibration: Option<ScoreCalibration>,
 }
 
 impl TrainedModel {
@@ -312,6 +318,7 @@ impl TrainedModel {
             group_baselines,
             training: summarise(&scores),
             metrics: None,
+            calibration: None,
         };
         if !holdout_rows.is_empty() {
             let held = model.score(x.select(Axis(0), &holdout_rows).view())?;
@@ -379,6 +386,50 @@ impl TrainedModel {
     /// model version, which names the scoring function only).
     pub fn record_metrics(&mut self, metrics: ValidationMetrics) {
         self.metrics = Some(metrics);
+    }
+
+    /// Fits thresholds and risks per group on the scores of benign raw rows the model was
+    /// not trained on: `groups[i]` lists the groups of row `i` (e.g. `api:<route>` for each
+    /// API the window called, `peer:<kind>`). Replaces any earlier calibration; it does not
+    /// change the model version (scores stay the same, only what alerts changes).
+    pub fn calibrate<G, S>(
+        &mut self,
+        x: ArrayView2<f32>,
+        groups: &[G],
+        params: &CalibrationValidParams,
+    ) -> Result<&ScoreCalibration>
+    where
+        G: AsRef<[S]>,
+        S: AsRef<str>,
+    {
+        if groups.len() != x.nrows() {
+            return Err(Error::InvalidParams(format!(
+                "{} group lists for {} rows",
+                groups.len(),
+                x.nrows()
+            )));
+        }
+        let scores = self.score(x)?;
+        let samples = scores
+            .iter()
+            .zip(groups)
+            .map(|(&s, g)| (s, g.as_ref().iter().map(AsRef::as_ref)));
+        Ok(self.calibration.insert(params.fit(samples)?))
+    }
+
+    /// The per-group calibration, if the model has one.
+    pub fn calibration(&self) -> Option<&ScoreCalibration> {
+        self.calibration.as_ref()
+    }
+
+    /// Threshold and 0-1 risk of `score` for a row that called every API in `apis` and
+    /// belongs to the peer groups `peers` (see
+    /// [`ScoreCalibration::assess_all_of`]); `None` without a calibration (or for a NaN
+    /// score), when [`is_anomalous`](Self::is_anomalous) and the global threshold apply.
+    pub fn assess(&self, score: f32, apis: &[&str], peers: &[&str]) -> Option<Assessment<'_>> {
+        self.calibration
+            .as_ref()
+            .and_then(|c| c.assess_all_of(score, apis, peers).ok())
     }
 
     /// Writes the model as JSON via a temporary file in the same directory and a rename,

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use outrider_models::{
-    Algorithm, Error, FeatureSchema, IsolationForest, IsolationForestParams, TrainOptions,
-    TrainedModel, MODEL_FORMAT_VERSION,
+    Algorithm, CalibrationParams, Error, FeatureSchema, IsolationForest, IsolationForestParams,
+    TrainOptions, TrainedModel, MODEL_FORMAT_VERSION,
 };
 use serde_json::Value;
 
@@ -96,7 +96,66 @@ fn format_2_file_loads_and_scores_as_written() {
     assert_eq!(model.groups().len(), 2);
     assert_eq!(model.training().holdout.as_ref().unwrap().rows, 40);
     assert_eq!(model.metrics().unwrap().anomalies, 4);
+    // Written before calibration existed: none, and the global threshold decides.
+    assert!(model.calibration().is_none());
+    assert!(model.assess(0.99, &["api:/a"], &["peer:sub"]).is_none());
     assert_scores_as_recorded(&model, &expected("model-v2.expected.json"));
+}
+
+#[test]
+fn calibration_survives_a_save_and_load() {
+    let x = fixture_rows();
+    let opts = TrainOptions {
+        params: IsolationForestParams::default().n_trees(20).sample_size(64),
+        ..TrainOptions::new("2025-01-01T00:00:00Z")
+    };
+    let mut model = TrainedModel::train(fixture_schema(), x.view(), &opts).unwrap();
+    let version = model.model_version().to_owned();
+    // Rows with an even first column called API "/even", the others "/odd"; all are users.
+    let groups: Vec<Vec<String>> = (0..x.nrows())
+        .map(|i| {
+            let api = if x[[i, 0]] as u32 % 2 == 0 {
+                "api:/even"
+            } else {
+                "api:/odd"
+            };
+            vec![api.to_owned(), "peer:sub".to_owned()]
+        })
+        .collect();
+    let params = CalibrationParams::default()
+        .target_false_alert_rate(0.05)
+        .min_group_samples(40)
+        .check()
+        .unwrap();
+    let cal = model.calibrate(x.view(), &groups, &params).unwrap().clone();
+    assert_eq!(cal.groups().len(), 3, "{:?}", cal.groups().keys());
+    assert_eq!(model.model_version(), version, "scores did not change");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("calibrated.json");
+    model.save(&path).unwrap();
+    let loaded = TrainedModel::load(&path).unwrap();
+    assert_eq!(loaded.calibration(), Some(&cal));
+    assert_eq!(loaded, model);
+    let probe = model.score_row(&[22.0, 300.0, 4.0]);
+    let (a, b) = (
+        model.assess(probe, &["api:/even"], &["peer:sub"]).unwrap(),
+        loaded.assess(probe, &["api:/even"], &["peer:sub"]).unwrap(),
+    );
+    assert_eq!(
+        (a.risk.to_bits(), a.threshold.to_bits()),
+        (b.risk.to_bits(), b.threshold.to_bits())
+    );
+    assert_eq!(b.group, Some("api:/even"));
+    // A corrupt calibration is refused on load, naming the file.
+    let mut json: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    json["calibration"]["global"]["threshold"] = Value::String("high".into());
+    fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    assert!(matches!(
+        TrainedModel::load(&path),
+        Err(Error::Format { .. })
+    ));
+    // Mismatched group lists are refused.
+    assert!(model.calibrate(x.view(), &groups[..3], &params).is_err());
 }
 
 #[test]

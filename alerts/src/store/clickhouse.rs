@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::incident::{Incident, IncidentKind, IncidentQuery};
 use crate::model::{
     collect_buckets, Action, Alert, AlertNote, AlertQuery, AlertStatus, CountBucket, CountQuery,
-    Decision, FeatureContribution, Scope, Severity,
+    Decision, FeatureContribution, RuleHit, Scope, Severity,
 };
 use crate::store::AlertStore;
 use crate::{Error, Result};
@@ -99,7 +99,9 @@ struct AlertRow {
     model_version: String,
     /// `Vec<FeatureContribution>` as JSON.
     features: String,
-    /// `Vec<RuleHit>` as JSON.
+    /// [`AlertExtras`] as JSON: `Vec<RuleHit>` (the only form before the risk existed),
+    /// or `{"hits": [...], "risk": r}` when the alert has a risk. Carried here so that the
+    /// table needs no new column.
     rule_hits: String,
     evidence_request_ids: Vec<String>,
     event_count: u64,
@@ -747,7 +749,7 @@ fn alert_to_row(a: &Alert, version: u64) -> Result<AlertRow> {
         severity: severity_code(a.severity),
         model_version: a.model_version.clone(),
         features: serde_json::to_string(&a.features)?,
-        rule_hits: serde_json::to_string(&a.rule_hits)?,
+        rule_hits: AlertExtras::of(a).to_json()?,
         evidence_request_ids: a.evidence_request_ids.clone(),
         event_count: a.event_count,
         status: status_code(a.status),
@@ -757,6 +759,7 @@ fn alert_to_row(a: &Alert, version: u64) -> Result<AlertRow> {
 
 fn row_to_alert(r: AlertRow) -> Result<Alert> {
     let features: Vec<FeatureContribution> = serde_json::from_str(&r.features)?;
+    let (rule_hits, risk) = AlertExtras::from_json(&r.rule_hits)?;
     Ok(Alert {
         id: r.id,
         created_at: from_secs(r.created_at)?,
@@ -774,8 +777,40 @@ fn row_to_alert(r: AlertRow) -> Result<Alert> {
         evidence_request_ids: r.evidence_request_ids,
         event_count: r.event_count,
         status: status_from_code(r.status)?,
-        rule_hits: serde_json::from_str(&r.rule_hits)?,
+        rule_hits,
+        risk,
     })
+}
+
+/// What the `rule_hits` column holds: the hits alone, or the hits and the risk.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum AlertExtras {
+    WithRisk { hits: Vec<RuleHit>, risk: f64 },
+    Hits(Vec<RuleHit>),
+}
+
+impl AlertExtras {
+    fn of(a: &Alert) -> Self {
+        match a.risk {
+            Some(risk) => Self::WithRisk {
+                hits: a.rule_hits.clone(),
+                risk,
+            },
+            None => Self::Hits(a.rule_hits.clone()),
+        }
+    }
+
+    fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string(self)?)
+    }
+
+    fn from_json(json: &str) -> Result<(Vec<RuleHit>, Option<f64>)> {
+        Ok(match serde_json::from_str(json)? {
+            Self::WithRisk { hits, risk } => (hits, Some(risk)),
+            Self::Hits(hits) => (hits, None),
+        })
+    }
 }
 
 fn decision_to_row(d: &Decision, version: u64) -> Result<DecisionRow> {
@@ -918,6 +953,30 @@ fn kind_from_code(c: i8) -> Result<IncidentKind> {
 mod tests {
     use super::*;
     use crate::store::tests::run_suite;
+
+    #[test]
+    fn rule_hits_column_reads_old_rows_and_carries_the_risk() {
+        // Rows written before alerts had a risk hold the hits alone.
+        let old = r#"[{"rule":"token_ips","severity":"high","reason":"7 IPs"}]"#;
+        let (hits, risk) = AlertExtras::from_json(old).unwrap();
+        assert_eq!((hits.len(), risk), (1, None));
+        assert_eq!(hits[0].rule, "token_ips");
+        let (hits, risk) = AlertExtras::from_json("[]").unwrap();
+        assert!(hits.is_empty() && risk.is_none());
+        let mut alert =
+            crate::store::tests::sample_alert("sub:a", crate::store::tests::t(60), Severity::High);
+        alert.risk = Some(0.9975);
+        let json = AlertExtras::of(&alert).to_json().unwrap();
+        let (hits, risk) = AlertExtras::from_json(&json).unwrap();
+        assert_eq!((hits, risk), (alert.rule_hits.clone(), Some(0.9975)));
+        alert.risk = None;
+        let json = AlertExtras::of(&alert).to_json().unwrap();
+        assert!(
+            json.starts_with('['),
+            "without a risk the old form is kept: {json}"
+        );
+        assert!(AlertExtras::from_json(r#"{"risk":1}"#).is_err());
+    }
 
     #[test]
     fn enum_codes_round_trip_and_match_ddl() {

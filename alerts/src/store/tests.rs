@@ -60,6 +60,7 @@ pub(crate) fn sample_alert(identity: &str, window_end: DateTime<Utc>, severity: 
             severity: Severity::High,
             reason: "token used from 7 distinct IPs in 60 s (limit 3)".into(),
         }],
+        risk: Some(0.9975),
     }
 }
 

@@ -2,6 +2,9 @@
 //! configuration, and a webhook receiver on 127.0.0.1:0.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod proxy;
+pub mod tansu;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -188,4 +191,65 @@ pub async fn source_ended(progress: &mut watch::Receiver<PipelineStats>) -> Pipe
     tokio::time::timeout(Duration::from_secs(180), wait)
         .await
         .expect("the replay did not end in time")
+}
+
+/// A webhook receiver that answers 503 while down and 200 once switched up; each
+/// decision it accepts is sent (once per request) on the returned channel.
+pub struct SwitchableReceiver {
+    pub url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Requests answered 503.
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SwitchableReceiver {
+    pub async fn start_down() -> (Self, mpsc::UnboundedReceiver<Delivery>) {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let up = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicU64::new(0));
+        let app = Router::new().route(
+            "/hook",
+            post({
+                let (up, refused) = (up.clone(), refused.clone());
+                move |headers: HeaderMap, body: Bytes| {
+                    let (tx, up, refused) = (tx.clone(), up.clone(), refused.clone());
+                    async move {
+                        if !up.load(Ordering::SeqCst) {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                            return StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        let _ = tx.send(Delivery {
+                            timestamp: header("x-outrider-timestamp"),
+                            signature: header("x-outrider-signature"),
+                            idempotency_key: header("idempotency-key"),
+                            body,
+                        });
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let receiver = Self {
+            url: format!("http://{addr}/hook"),
+            up,
+            refused,
+        };
+        (receiver, rx)
+    }
+
+    pub fn come_up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -86,6 +86,7 @@ impl Source for FileSource {
             records.push(Record {
                 payload: Bytes::from(buf),
                 position,
+                key: None,
             });
         }
         Ok(if records.is_empty() {

@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 use crate::parse::Format;
 
 const CONSUME_ERROR_BACKOFF: Duration = Duration::from_millis(250);
+/// How long reading the group's committed offsets may take.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `[source.kafka]`: where to consume from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +71,18 @@ pub struct KafkaTopic {
 pub struct SourceContext {
     /// Total consumer lag over assigned partitions, from the last statistics report.
     lag: std::sync::atomic::AtomicI64,
+    /// Partitions revoked since the source last looked, as (topic, partition).
+    revoked: std::sync::Mutex<Vec<(String, i32)>>,
+}
+
+impl SourceContext {
+    fn take_revoked(&self) -> Vec<(String, i32)> {
+        match self.revoked.lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            // A panic while holding the lock cannot leave the list half-written.
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -88,7 +102,16 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = tpl.count(), "kafka partitions revoked")
+                tracing::info!(partitions = tpl.count(), "kafka partitions revoked");
+                let revoked = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect::<Vec<_>>();
+                match self.revoked.lock() {
+                    Ok(mut r) => r.extend(revoked),
+                    Err(poisoned) => poisoned.into_inner().extend(revoked),
+                }
             }
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = tpl.count(), "kafka partitions assigned")
@@ -102,6 +125,8 @@ pub struct KafkaSource {
     consumer: StreamConsumer<SourceContext>,
     config: KafkaSourceConfig,
     topic: Arc<str>,
+    /// Revoked partitions not yet handed to the pipeline ([`Source::take_revoked`]).
+    revoked: Vec<Partition>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -143,6 +168,7 @@ impl KafkaSource {
             topic: config.topic.as_str().into(),
             consumer,
             config,
+            revoked: Vec::new(),
         })
     }
 
@@ -159,6 +185,39 @@ impl KafkaSource {
                 partition: msg.partition(),
                 offset: msg.offset(),
             },
+            key: msg.key().map(Bytes::copy_from_slice),
+        }
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Partition {
+        Partition {
+            stream: if topic == &*self.topic {
+                self.topic.clone()
+            } else {
+                topic.into()
+            },
+            partition,
+        }
+    }
+
+    /// Notes the partitions revoked by a rebalance that ran inside the last poll, and
+    /// drops the records of this batch read from them before it: their new owner reads
+    /// them again from the last commit (librdkafka already discarded what it had fetched
+    /// for them, so every record polled after the rebalance belongs to the new assignment).
+    fn note_revocations(&mut self, records: &mut Vec<Record>) {
+        let revoked = self.consumer.context().take_revoked();
+        if revoked.is_empty() {
+            return;
+        }
+        let revoked: Vec<Partition> = revoked
+            .iter()
+            .map(|(topic, p)| self.partition(topic, *p))
+            .collect();
+        records.retain(|r| !revoked.contains(&r.position.partition()));
+        for p in revoked {
+            if !self.revoked.contains(&p) {
+                self.revoked.push(p);
+            }
         }
     }
 }
@@ -178,12 +237,19 @@ impl Source for KafkaSource {
                 return Ok(Batch::Idle);
             }
         };
-        records.push(self.record(&first));
+        let record = self.record(&first);
         drop(first);
+        self.note_revocations(&mut records);
+        records.push(record);
         // Take what is already buffered without waiting long, to amortise per-batch costs.
         while records.len() < max {
             match tokio::time::timeout(Duration::from_millis(2), self.consumer.recv()).await {
-                Ok(Ok(msg)) => records.push(self.record(&msg)),
+                Ok(Ok(msg)) => {
+                    let record = self.record(&msg);
+                    drop(msg);
+                    self.note_revocations(&mut records);
+                    records.push(record);
+                }
                 Ok(Err(e)) => {
                     transient_or_fatal(e)?;
                     break;
@@ -233,16 +299,40 @@ impl Source for KafkaSource {
         Some(
             tpl.elements()
                 .iter()
-                .map(|e| Partition {
-                    stream: if e.topic() == &*self.topic {
-                        self.topic.clone()
-                    } else {
-                        e.topic().into()
-                    },
-                    partition: e.partition(),
-                })
+                .map(|e| self.partition(e.topic(), e.partition()))
                 .collect(),
         )
+    }
+
+    fn committed(&mut self, partitions: &[Partition]) -> Vec<Option<i64>> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&p.stream, p.partition);
+        }
+        // A round trip to the group coordinator, only when partitions are assigned.
+        let committed = match self.consumer.committed_offsets(tpl, COMMITTED_TIMEOUT) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets");
+                return vec![None; partitions.len()];
+            }
+        };
+        partitions
+            .iter()
+            .map(
+                |p| match committed.find_partition(&p.stream, p.partition)?.offset() {
+                    Offset::Offset(n) => Some(n),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    fn take_revoked(&mut self) -> Vec<Partition> {
+        let mut none = Vec::new();
+        // A rebalance can also run inside a poll that returned nothing.
+        self.note_revocations(&mut none);
+        std::mem::take(&mut self.revoked)
     }
 
     fn describe(&self) -> String {

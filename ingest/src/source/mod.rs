@@ -88,6 +88,9 @@ pub struct CommitOffset {
 pub struct Record {
     pub payload: Bytes,
     pub position: SourcePosition,
+    /// The Kafka record key (producers key by identity, so that one identity's records
+    /// share a partition); `None` for files and unkeyed records.
+    pub key: Option<Bytes>,
 }
 
 /// What one poll of a source returned.
@@ -120,5 +123,19 @@ pub trait Source: Send {
     /// Records behind the end of the assigned partitions, when the source can tell.
     fn lag(&self) -> Option<i64> {
         None
+    }
+
+    /// Partitions taken away from this reader since the last call (a rebalance), even if
+    /// they were assigned again since: state kept for them may be stale, as another reader
+    /// may have consumed them in between.
+    fn take_revoked(&mut self) -> Vec<Partition> {
+        Vec::new()
+    }
+
+    /// The group's committed offset for each of `partitions` (`None`: nothing committed,
+    /// or the source cannot tell). A restored state is trusted only when the commit lies
+    /// inside it.
+    fn committed(&mut self, partitions: &[Partition]) -> Vec<Option<i64>> {
+        vec![None; partitions.len()]
     }
 }

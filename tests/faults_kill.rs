@@ -1,0 +1,262 @@
+//! `outrider detect` killed with SIGKILL mid-stream and restarted against a real broker
+//! (started by `scripts/test.sh`): every alert of an uninterrupted run is stored, once.
+#![allow(clippy::unwrap_used)] // test code
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use outrider_alerts::{AlertQuery, AlertStore, EmbeddedStore};
+use outrider_datasets::{generate, AttackMix, GeneratorConfig};
+use outrider_detector::train;
+use outrider_features::WindowConfig;
+use outrider_ingest::source::kafka::{ensure_topic, produce_lines};
+
+const PARTITIONS: i32 = 2;
+const DEADLINE: Duration = Duration::from_secs(240);
+const START_MS: i64 = 1_793_606_400_000; // 2026-11-02T08:00:00Z
+
+fn model(dir: &Path) -> PathBuf {
+    let benign = generate(&GeneratorConfig {
+        seed: 21,
+        users: 120,
+        duration_secs: 3600,
+        start_ms: START_MS,
+        attacks: AttackMix {
+            token_replay: 0,
+            bola: 0,
+            credential_stuffing: 0,
+        },
+        ..GeneratorConfig::default()
+    });
+    let events: Vec<_> = benign.events.iter().map(|e| &e.event).collect();
+    let rows = train::feature_rows(events.iter().copied(), &WindowConfig::default()).unwrap();
+    let opts = train::default_train_options(42, "2026-11-22T00:00:00Z".into());
+    let path = dir.join("model.json");
+    train::train(&rows, &opts).unwrap().save(&path).unwrap();
+    path
+}
+
+/// Attack traffic, in event-time order, keyed by identity.
+fn traffic() -> Vec<(String, String)> {
+    let data = generate(&GeneratorConfig {
+        seed: 22,
+        users: 120,
+        duration_secs: 20 * 60,
+        start_ms: START_MS + 2 * 3_600_000,
+        ..GeneratorConfig::default()
+    });
+    let mut events: Vec<_> = data.events.iter().map(|e| &e.event).collect();
+    events.sort_by_key(|e| e.ts().millis());
+    events
+        .iter()
+        .map(|e| (e.identity_key(), e.to_json_line()))
+        .collect()
+}
+
+fn config(dir: &Path, brokers: &str, topic: &str, group: &str, model: &Path) -> PathBuf {
+    let data_dir = dir.join(group);
+    let toml = format!(
+        r#"[source]
+kind = "kafka"
+[source.kafka]
+brokers = "{brokers}"
+topic = "{topic}"
+group_id = "{group}"
+poll_timeout_ms = 300
+[model]
+path = "{model}"
+[alerts]
+data_dir = "{data}"
+[pipeline]
+batch_size = 100
+[checkpoints]
+interval_secs = 0
+"#,
+        model = model.display(),
+        data = data_dir.display(),
+    );
+    let path = dir.join(format!("{group}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// A running `outrider detect`, its log lines on a channel.
+struct Detector {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Detector {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_outrider"))
+            .args(["detect", "--config"])
+            .arg(config)
+            .env("OUTRIDER_LOG", "outrider_detector=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(strip_ansi(&line)).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a log line containing `needle`; panics on timeout or exit.
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(e) => panic!("no log line with {needle:?}: {e}"),
+            }
+        }
+    }
+
+    /// SIGINT (Ctrl-C): the detector stops cleanly.
+    fn interrupt(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "detect exited with {status}");
+    }
+}
+
+/// The log line without terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn committed_total(brokers: &str, topic: &str, group: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(15))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(n) => n,
+            _ => 0,
+        })
+        .sum()
+}
+
+async fn stored_ids(data_dir: &Path) -> (BTreeSet<String>, u64) {
+    let store = EmbeddedStore::open(data_dir).unwrap();
+    let query = AlertQuery {
+        limit: usize::MAX,
+        ..AlertQuery::default()
+    };
+    let ids = store
+        .alerts(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    (ids, store.count_alerts().await.unwrap())
+}
+
+/// Runs one uninterrupted detector over the topic: the alerts it stores are the expected ones.
+fn reference_run(dir: &Path, brokers: &str, topic: &str, model: &Path) -> PathBuf {
+    let mut detector = Detector::start(&config(dir, brokers, topic, "reference", model));
+    detector.wait_for("source idle; emitting windows");
+    detector.interrupt();
+    dir.join("reference")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs kafka: run scripts/test.sh"]
+async fn a_detector_killed_mid_stream_stores_every_alert_once_after_restart() {
+    let brokers = std::env::var("OUTRIDER_TEST_KAFKA_BROKERS")
+        .expect("OUTRIDER_TEST_KAFKA_BROKERS is not set: run scripts/test.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let model = model(dir.path());
+    let topic = format!("faults_kill_{}_{}", std::process::id(), START_MS);
+    let group = "killed";
+    let records = traffic();
+    ensure_topic(&brokers, &topic, PARTITIONS).await.unwrap();
+    let produced = produce_lines(
+        &brokers,
+        &topic,
+        records.iter().map(|(k, l)| (k.as_str(), l.as_str())),
+    )
+    .await
+    .unwrap() as i64;
+
+    // Kill -9 once alerts are stored and offsets committed, before the end.
+    let cfg = config(dir.path(), &brokers, &topic, group, &model);
+    let mut detector = Detector::start(&cfg);
+    detector.wait_for("alert alert=");
+    let deadline = Instant::now() + DEADLINE;
+    while committed_total(&brokers, &topic, group) == 0 {
+        assert!(Instant::now() < deadline, "nothing committed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    detector.child.kill().unwrap(); // SIGKILL
+    detector.child.wait().unwrap();
+    let at_kill = committed_total(&brokers, &topic, group);
+    assert!(
+        at_kill < produced,
+        "killed after the end ({at_kill} of {produced} committed): not mid-stream"
+    );
+
+    // Restart: it resumes from the commit with the checkpointed state.
+    let mut detector = Detector::start(&cfg);
+    detector.wait_for("partition state restored from checkpoint");
+    detector.wait_for("source idle; emitting windows");
+    detector.interrupt();
+    assert!(committed_total(&brokers, &topic, group) > at_kill);
+
+    let (stored, count) = stored_ids(&dir.path().join(group)).await;
+    assert_eq!(count, stored.len() as u64, "every alert once");
+    let (expected, _) = stored_ids(&reference_run(dir.path(), &brokers, &topic, &model)).await;
+    assert!(!expected.is_empty());
+    let lost: Vec<_> = expected.difference(&stored).collect();
+    assert!(lost.is_empty(), "alerts lost by the kill: {lost:?}");
+    eprintln!(
+        "kill -9 at {at_kill}/{produced} committed: {} alerts stored, {} expected, {} beyond",
+        stored.len(),
+        expected.len(),
+        stored.difference(&expected).count()
+    );
+}
