@@ -199,7 +199,8 @@ async fn stored_ids(data_dir: &Path) -> (BTreeSet<String>, u64) {
 /// Runs one uninterrupted detector over the topic: the alerts it stores are the expected ones.
 fn reference_run(dir: &Path, brokers: &str, topic: &str, model: &Path) -> PathBuf {
     let mut detector = Detector::start(&config(dir, brokers, topic, "reference", model));
-    detector.wait_for("source idle; emitting windows");
+    // Once the source is idle, every window that can close is stored and committed.
+    detector.wait_for("source idle; windows stored and committed");
     detector.interrupt();
     dir.join("reference")
 }
@@ -243,7 +244,7 @@ async fn a_detector_killed_mid_stream_stores_every_alert_once_after_restart() {
     // Restart: it resumes from the commit with the checkpointed state.
     let mut detector = Detector::start(&cfg);
     detector.wait_for("partition state restored from checkpoint");
-    detector.wait_for("source idle; emitting windows");
+    detector.wait_for("source idle; windows stored and committed");
     detector.interrupt();
     assert!(committed_total(&brokers, &topic, group) > at_kill);
 

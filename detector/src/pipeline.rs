@@ -372,6 +372,7 @@ impl Pipeline {
             self.apply_model_update();
             let end = matches!(batch, Batch::End);
             self.follow_assignment(source)?;
+            let mut flushing = false;
             let rows = match batch {
                 Batch::Records(records) => {
                     last_records = Instant::now();
@@ -383,6 +384,7 @@ impl Pipeline {
                 }
                 Batch::Idle if !idle_flushed && last_records.elapsed() >= idle_flush => {
                     idle_flushed = true;
+                    flushing = true;
                     self.flush_idle()
                 }
                 Batch::Idle => Vec::new(),
@@ -403,6 +405,9 @@ impl Pipeline {
                     break;
                 }
                 done = step => done?,
+            }
+            if flushing {
+                tracing::debug!("source idle; windows stored and committed");
             }
             self.stats.source_ended = end;
             self.publish_metrics(end);
