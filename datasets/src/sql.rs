@@ -85,7 +85,9 @@ pub fn tables_in_dir(dir: &Path) -> Result<Vec<SqlTable>> {
             .path();
         // `.json` files beside the exports are reports and campaign lists, not tables:
         // only `.jsonl`/`.ndjson` are taken from a folder (name a `.json` with --table).
-        let report = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let report = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
         if !path.is_file() || FileKind::of(&path).is_none() || report {
             continue;
         }
