@@ -30,8 +30,8 @@ pub(crate) struct Scratch {
     ids: Vec<u32>,
     sets: Sets,
     token_calls: Vec<TokenCall>,
-    /// Hashes already looked up for the context.
-    seen: Vec<u32>,
+    /// The context's routes, IPs and tokens.
+    firsts: [FirstKnown; 3],
     /// (priority, bucket index, evidence index) of the window's evidence.
     evidence: Vec<(u32, u16, u16)>,
     /// (route, calls by this identity in the window) of every row of one window end, in
@@ -237,31 +237,42 @@ fn token_use(calls: &[TokenCall], tmp: &mut Vec<u32>) -> Option<TokenUse> {
     })
 }
 
-/// The values of the first [`CONTEXT_CAP`] distinct hashes that `lookup` knows, in order;
-/// each hash is looked up once.
-fn first_known<T>(
-    hashes: impl Iterator<Item = u32>,
-    seen: &mut Vec<u32>,
-    lookup: impl Fn(u32) -> Option<T>,
-) -> Vec<T> {
-    seen.clear();
-    let mut out = Vec::new();
-    for h in hashes {
-        if out.len() == CONTEXT_CAP {
-            break;
+/// The first [`CONTEXT_CAP`] distinct hashes of one kind that a lookup knows, in time
+/// order, each hash looked up once.
+#[derive(Debug, Default)]
+struct FirstKnown {
+    /// Hashes already looked up.
+    seen: Vec<u32>,
+    /// The hash offered last: consecutive samples mostly repeat it, and comparing with it
+    /// first spares the search through `seen`.
+    last: u32,
+}
+
+impl FirstKnown {
+    fn clear(&mut self) {
+        self.seen.clear();
+        self.last = 0;
+    }
+
+    /// Appends `lookup(h)` to `out` if `h` is non-zero, seen for the first time, known, and
+    /// `out` has room.
+    fn offer<T>(&mut self, h: u32, out: &mut Vec<T>, lookup: impl FnOnce(u32) -> Option<T>) {
+        if h == self.last || out.len() == CONTEXT_CAP {
+            return;
         }
-        if !seen.contains(&h) {
-            seen.push(h);
-            if let Some(v) = lookup(h) {
-                if out.capacity() == 0 {
-                    // One allocation per list: the cap is small.
-                    out.reserve_exact(CONTEXT_CAP);
-                }
-                out.push(v);
+        self.last = h;
+        if h == 0 || self.seen.contains(&h) {
+            return;
+        }
+        self.seen.push(h);
+        if let Some(v) = lookup(h) {
+            if out.capacity() == 0 {
+                // One allocation per list: the cap is small.
+                out.reserve_exact(CONTEXT_CAP);
             }
+            out.push(v);
         }
     }
-    out
 }
 
 /// Moves shorter than this are GeoIP noise, not travel.
@@ -551,18 +562,21 @@ impl FeatureExtractor {
     /// What the analyst sees: the first routes, IPs and tokens of the window in time order
     /// and its evidence request ids.
     fn context(&self, w: &Window, scratch: &mut Scratch) -> WindowContext {
-        let seen = &mut scratch.seen;
-        let routes = first_known(w.api().map(|s| s.route), seen, |r| {
-            self.routes.name(r).cloned()
-        });
-        let client_ips = first_known(w.samples().map(|s| s.ip), seen, |ip| {
-            self.ips.get(&ip).map(|s| s.addr)
-        });
-        let token_ids = first_known(
-            w.samples().map(|s| s.token).filter(|t| *t != 0),
-            seen,
-            |t| self.tokens.get(&t).map(|s| Arc::clone(&s.id)),
-        );
+        let [first_routes, first_ips, first_tokens] = &mut scratch.firsts;
+        first_routes.clear();
+        first_ips.clear();
+        first_tokens.clear();
+        let (mut routes, mut client_ips, mut token_ids) = (Vec::new(), Vec::new(), Vec::new());
+        // One pass for the three lists: the window's samples are read once.
+        for s in w.samples() {
+            if s.is_api() {
+                first_routes.offer(s.route, &mut routes, |r| self.routes.name(r).cloned());
+            }
+            first_ips.offer(s.ip, &mut client_ips, |ip| self.ips.get(&ip).map(|s| s.addr));
+            first_tokens.offer(s.token, &mut token_ids, |t| {
+                self.tokens.get(&t).map(|s| Arc::clone(&s.id))
+            });
+        }
         WindowContext {
             api_events: u64::from(w.counters.api),
             token_events: u64::from(w.counters.token_events),
