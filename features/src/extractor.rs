@@ -357,7 +357,10 @@ impl FeatureExtractor {
 
     /// The token's hash, joined on the `jti` whatever audience suffix the gateway added.
     fn track_token(&mut self, token_id: &str, ts: i64) -> u32 {
-        let jti = token_id.split('@').next().unwrap_or(token_id);
+        let jti = token_id
+            .bytes()
+            .position(|b| b == b'@')
+            .map_or(token_id, |at| token_id.get(..at).unwrap_or(token_id));
         let h = hash32(seed::TOKEN, jti.as_bytes());
         if let Some(t) = self.tokens.get_mut(&h) {
             t.touch(ts);
@@ -640,7 +643,11 @@ pub(crate) fn peer_group(key: &str) -> &str {
 
 /// The innermost object id of a path: (type and id hash, numeric id + 1 or 0).
 fn innermost_object(path: &str) -> (u32, u32) {
-    let end = path.find(['?', '#']).unwrap_or(path.len());
+    // A byte search: `find` with a set of chars decodes every char of the path.
+    let end = path
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
     let path = path.get(..end).unwrap_or(path);
     let mut previous = "";
     let mut found = (0, 0);
