@@ -403,9 +403,9 @@ impl FeatureExtractor {
         for end in self.window_ends(after, until) {
             self.fold_before(end - self.window_ms);
             let first = rows.len();
-            scratch.route_calls.clear();
+            scratch.start_window_end();
             self.rows_ending_at(end, &mut scratch, &mut rows);
-            self.learn_from(&rows[first..], &scratch.route_calls);
+            self.learn_from(&rows[first..], scratch.route_calls());
             self.baselines.refresh();
         }
         self.emitted_until = Some(until);

@@ -7,12 +7,14 @@
 
 use std::sync::Arc;
 
+use hashbrown::HashMap;
+
 use crate::extractor::{peer_group, FeatureExtractor, FeatureRow, WindowContext};
 use crate::hash::spread32;
 use crate::schema::{FeatureId as F, FEATURE_COUNT};
 use crate::sketch::Hll;
 use crate::state::{distance_km, unpack_location, Bucket, Counters, KeyState, Sample, SLOTS};
-use crate::tables::warm_z;
+use crate::tables::{warm_z, Markov};
 
 /// How many routes, IPs, tokens and request ids a row keeps for the analyst.
 const CONTEXT_CAP: usize = 8;
@@ -36,7 +38,22 @@ pub(crate) struct Scratch {
     evidence: Vec<(u32, u16, u16)>,
     /// (route, calls by this identity in the window) of every row of one window end, in
     /// row order: what per-route baselines learn from once all rows exist.
-    pub route_calls: Vec<(u32, f64)>,
+    route_calls: Vec<(u32, f64)>,
+    /// The surprise of each route transition met during one window end: the Markov model
+    /// changes only between window ends, and the rows of one end share most transitions.
+    surprises: HashMap<u64, f64>,
+}
+
+impl Scratch {
+    /// Forgets what belongs to the previous window end.
+    pub fn start_window_end(&mut self) {
+        self.route_calls.clear();
+        self.surprises.clear();
+    }
+
+    pub fn route_calls(&self) -> &[(u32, f64)] {
+        &self.route_calls
+    }
 }
 
 /// What several features of a row share, sorted once: the distinct IPs, user agents and
@@ -364,7 +381,7 @@ impl FeatureExtractor {
         let first_call = scratch.route_calls.len();
         route_calls(w, &scratch.sets.routes, &mut scratch.route_calls);
         self.baseline_features(key, &scratch.route_calls[first_call..], &mut v);
-        v[F::TransitionSurprise as usize] = self.transition_surprise(w);
+        v[F::TransitionSurprise as usize] = self.transition_surprise(w, &mut scratch.surprises);
         self.token_features(state, w, &mut v, scratch);
         v[F::MaxIdentitiesPerIp as usize] = self.max_identities_per_ip(start, end, scratch);
         v[F::TokenRefreshes as usize] = f64::from(c.refreshes);
@@ -462,17 +479,20 @@ impl FeatureExtractor {
         v[F::BytesPeerZ as usize] = z(bytes, v[F::BytesOut as usize], 1024.0);
     }
 
-    fn transition_surprise(&self, w: &Window) -> f64 {
+    fn transition_surprise(&self, w: &Window, cache: &mut HashMap<u64, f64>) -> f64 {
+        if !self.markov.is_warm() {
+            return 0.0;
+        }
         let mut routes = w.api().map(|s| s.route);
         let Some(mut previous) = routes.next() else {
             return 0.0;
         };
         let (mut bits, mut n) = (0.0, 0u32);
         for route in routes {
-            if let Some(b) = self.markov.surprise(previous, route) {
-                bits += b;
-                n += 1;
-            }
+            bits += *cache
+                .entry(Markov::transition(previous, route))
+                .or_insert_with(|| self.markov.surprise_bits(previous, route));
+            n += 1;
             previous = route;
         }
         if n == 0 {
