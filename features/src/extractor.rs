@@ -18,6 +18,7 @@ use outrider_ingest::route::is_object_id;
 use outrider_ingest::{ApiEvent, Event, TokenEvent, TokenEventKind};
 use serde::{Deserialize, Serialize};
 
+use crate::context::ContextList;
 use crate::error::Result;
 use crate::hash::{hash32, seed, Hasher};
 use crate::row::Scratch;
@@ -35,7 +36,8 @@ pub const OVERFLOW_KEY: &str = "overflow:untracked";
 /// The feature vector of one key for one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
-    pub key: String,
+    /// The identity key, shared with the extractor's state: no copy per row.
+    pub key: Arc<str>,
     pub window_start_ms: i64,
     pub window_end_ms: i64,
     pub values: [f32; FEATURE_COUNT],
@@ -48,16 +50,16 @@ impl FeatureRow {
     }
 }
 
-/// What an analyst needs to see behind a row: samples, not features. Shared strings, so
-/// that the rows which never alert cost no copies.
+/// What an analyst needs to see behind a row: samples, not features. Shared strings in
+/// inline lists, so that the rows which never alert cost no copies and no allocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WindowContext {
     pub api_events: u64,
     pub token_events: u64,
-    pub routes: Vec<Arc<str>>,
-    pub client_ips: Vec<IpAddr>,
-    pub token_ids: Vec<Arc<str>>,
-    pub request_ids: Vec<Arc<str>>,
+    pub routes: ContextList<Arc<str>>,
+    pub client_ips: ContextList<IpAddr>,
+    pub token_ids: ContextList<Arc<str>>,
+    pub request_ids: ContextList<Arc<str>>,
 }
 
 /// What [`FeatureExtractor::observe`] did with an event.
@@ -561,7 +563,7 @@ impl FeatureExtractor {
                     f64::from(row.get(FeatureId::BytesOut)),
                 ],
             );
-            if let Some(state) = self.identities.get_mut(row.key.as_str()) {
+            if let Some(state) = self.identities.get_mut(&*row.key) {
                 let p = &mut state.profile;
                 p.typical_requests = if p.active_windows == 0 {
                     requests

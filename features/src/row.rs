@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
+use crate::context::ContextList;
 use crate::extractor::{peer_group, FeatureExtractor, FeatureRow, WindowContext};
 use crate::hash::spread32;
 use crate::schema::{FeatureId as F, FEATURE_COUNT};
@@ -16,8 +17,6 @@ use crate::sketch::Hll;
 use crate::state::{distance_km, unpack_location, Bucket, Counters, KeyState, Sample, SLOTS};
 use crate::tables::{warm_z, Markov};
 
-/// How many routes, IPs, tokens and request ids a row keeps for the analyst.
-const CONTEXT_CAP: usize = 8;
 /// IPs of a row whose identities-per-IP are looked up.
 const IP_LOOKUPS: usize = 16;
 
@@ -254,7 +253,7 @@ fn token_use(calls: &[TokenCall], tmp: &mut Vec<u32>) -> Option<TokenUse> {
     })
 }
 
-/// The first [`CONTEXT_CAP`] distinct hashes of one kind that a lookup knows, in time
+/// The first [`CONTEXT_CAP`](crate::CONTEXT_CAP) distinct hashes of one kind that a lookup knows, in time
 /// order, each hash looked up once.
 #[derive(Debug, Default)]
 struct FirstKnown {
@@ -273,8 +272,13 @@ impl FirstKnown {
 
     /// Appends `lookup(h)` to `out` if `h` is non-zero, seen for the first time, known, and
     /// `out` has room.
-    fn offer<T>(&mut self, h: u32, out: &mut Vec<T>, lookup: impl FnOnce(u32) -> Option<T>) {
-        if h == self.last || out.len() == CONTEXT_CAP {
+    fn offer<T>(
+        &mut self,
+        h: u32,
+        out: &mut ContextList<T>,
+        lookup: impl FnOnce(u32) -> Option<T>,
+    ) {
+        if h == self.last || out.is_full() {
             return;
         }
         self.last = h;
@@ -283,10 +287,6 @@ impl FirstKnown {
         }
         self.seen.push(h);
         if let Some(v) = lookup(h) {
-            if out.capacity() == 0 {
-                // One allocation per list: the cap is small.
-                out.reserve_exact(CONTEXT_CAP);
-            }
             out.push(v);
         }
     }
@@ -334,7 +334,7 @@ impl FeatureExtractor {
     /// its per-route call counts are appended to `scratch.route_calls`.
     pub(crate) fn row(
         &self,
-        key: &str,
+        key: &Arc<str>,
         state: &KeyState,
         end: i64,
         scratch: &mut Scratch,
@@ -346,7 +346,7 @@ impl FeatureExtractor {
 
     fn compute(
         &self,
-        key: &str,
+        key: &Arc<str>,
         state: &KeyState,
         w: &Window,
         start: i64,
@@ -392,7 +392,7 @@ impl FeatureExtractor {
             *out = if x.is_finite() { x as f32 } else { 0.0 };
         }
         FeatureRow {
-            key: key.to_owned(),
+            key: Arc::clone(key),
             window_start_ms: start,
             window_end_ms: end,
             values,
@@ -586,13 +586,17 @@ impl FeatureExtractor {
         first_routes.clear();
         first_ips.clear();
         first_tokens.clear();
-        let (mut routes, mut client_ips, mut token_ids) = (Vec::new(), Vec::new(), Vec::new());
+        let mut routes = ContextList::new();
+        let mut client_ips = ContextList::new();
+        let mut token_ids = ContextList::new();
         // One pass for the three lists: the window's samples are read once.
         for s in w.samples() {
             if s.is_api() {
                 first_routes.offer(s.route, &mut routes, |r| self.routes.name(r).cloned());
             }
-            first_ips.offer(s.ip, &mut client_ips, |ip| self.ips.get(&ip).map(|s| s.addr));
+            first_ips.offer(s.ip, &mut client_ips, |ip| {
+                self.ips.get(&ip).map(|s| s.addr)
+            });
             first_tokens.offer(s.token, &mut token_ids, |t| {
                 self.tokens.get(&t).map(|s| Arc::clone(&s.id))
             });
@@ -608,8 +612,9 @@ impl FeatureExtractor {
     }
 }
 
-/// The window's evidence request ids, lowest priority first, at most [`CONTEXT_CAP`].
-fn evidence(w: &Window, order: &mut Vec<(u32, u16, u16)>) -> Vec<Arc<str>> {
+/// The window's evidence request ids, lowest priority first, at most
+/// [`CONTEXT_CAP`](crate::CONTEXT_CAP).
+fn evidence(w: &Window, order: &mut Vec<(u32, u16, u16)>) -> ContextList<Arc<str>> {
     let id_of = |&(_, b, e): &(u32, u16, u16)| {
         w.buckets
             .clone()
@@ -624,9 +629,9 @@ fn evidence(w: &Window, order: &mut Vec<(u32, u16, u16)>) -> Vec<Arc<str>> {
         }
     }
     order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id_of(a).cmp(&id_of(b))));
-    let mut out: Vec<Arc<str>> = Vec::with_capacity(order.len().min(CONTEXT_CAP));
+    let mut out = ContextList::new();
     for id in order.iter().filter_map(id_of) {
-        if out.len() == CONTEXT_CAP {
+        if out.is_full() {
             break;
         }
         if !out.contains(id) {

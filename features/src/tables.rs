@@ -53,10 +53,14 @@ impl Markov {
     /// Surprise of `a -> b` in bits, with add-one smoothing over the known routes (used
     /// only once [`Self::is_warm`]).
     pub fn surprise_bits(&self, a: u32, b: u32) -> f64 {
-        let pair = f64::from(self.pairs.get(&Self::transition(a, b)).copied().unwrap_or(0));
-        let from = f64::from(self.from.get(&a).copied().unwrap_or(0));
+        let pair = self
+            .pairs
+            .get(&Self::transition(a, b))
+            .copied()
+            .unwrap_or(0);
+        let from = self.from.get(&a).copied().unwrap_or(0);
         let routes = self.from.len().max(2) as f64;
-        -((pair + 1.0) / (from + routes)).log2()
+        -((f64::from(pair) + 1.0) / (f64::from(from) + routes)).log2()
     }
 
     pub fn heap_bytes(&self) -> usize {

@@ -78,7 +78,7 @@ fn extractor() -> FeatureExtractor {
 
 fn last_row<'a>(rows: &'a [FeatureRow], key: &str) -> &'a FeatureRow {
     rows.iter()
-        .rfind(|r| r.key == key)
+        .rfind(|r| &*r.key == key)
         .unwrap_or_else(|| panic!("no row for {key}"))
 }
 
@@ -343,7 +343,7 @@ fn history_makes_new_ips_networks_and_agents_stand_out() {
     );
     assert!((row.get(F::NewNetworkRatio) - 0.5).abs() < 1e-6);
     assert!((row.get(F::NewUserAgentRatio) - 0.5).abs() < 1e-6);
-    let early = rows.iter().find(|r| r.key == "sub:dave").unwrap();
+    let early = rows.iter().find(|r| &*r.key == "sub:dave").unwrap();
     assert_eq!(
         early.get(F::NewIpRatio),
         0.0,
