@@ -66,11 +66,24 @@ struct Sets {
 }
 
 impl Sets {
+    /// One pass over the window's samples fills the four sets.
     fn fill(&mut self, w: &Window) {
-        distinct_into(&mut self.ips, w.samples().map(|s| s.ip));
-        distinct_into(&mut self.agents, w.samples().map(|s| s.user_agent));
-        distinct_into(&mut self.objects, w.samples().map(|s| s.object));
-        refill(&mut self.routes, w.api().map(|s| s.route)).sort_unstable();
+        self.ips.clear();
+        self.agents.clear();
+        self.objects.clear();
+        self.routes.clear();
+        for s in w.samples() {
+            push_unless_repeat(&mut self.ips, s.ip);
+            push_unless_repeat(&mut self.agents, s.user_agent);
+            push_unless_repeat(&mut self.objects, s.object);
+            if s.is_api() {
+                self.routes.push(s.route);
+            }
+        }
+        count_distinct(&mut self.ips);
+        count_distinct(&mut self.agents);
+        count_distinct(&mut self.objects);
+        self.routes.sort_unstable();
     }
 
     fn distinct_routes(&self) -> usize {
@@ -80,8 +93,18 @@ impl Sets {
 
 /// Sorted distinct non-zero `values` into `buf`.
 fn distinct_into(buf: &mut Vec<u32>, values: impl Iterator<Item = u32>) {
-    refill(buf, values.filter(|v| *v != 0));
+    buf.clear();
+    values.for_each(|v| push_unless_repeat(buf, v));
     count_distinct(buf);
+}
+
+/// Pushes a non-zero `v` unless it repeats the last value pushed: consecutive samples
+/// mostly share their IP, agent and network, so what is left to sort for distinct
+/// values is short.
+fn push_unless_repeat(buf: &mut Vec<u32>, v: u32) {
+    if v != 0 && buf.last() != Some(&v) {
+        buf.push(v);
+    }
 }
 
 /// One window of one key: its buckets, read in place.
@@ -197,14 +220,15 @@ fn ratio(part: u32, whole: u32) -> f64 {
     }
 }
 
-/// The `q`-quantile of `values` (sorted in place), 0 when empty.
+/// The `q`-quantile of `values` (reordered in place), 0 when empty.
 fn quantile(values: &mut [u32], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
-    values.sort_unstable();
     let i = ((values.len() - 1) as f64 * q).round() as usize;
-    f64::from(values[i.min(values.len() - 1)])
+    // The value a sort would put at `i`, without sorting the rest.
+    let (_, at, _) = values.select_nth_unstable(i.min(values.len() - 1));
+    f64::from(*at)
 }
 
 /// Share of adjacent pairs of sorted distinct ids that are 1 or 2 apart.
@@ -242,8 +266,10 @@ struct TokenUse {
 fn token_use(calls: &[TokenCall], tmp: &mut Vec<u32>) -> Option<TokenUse> {
     let &(token, ..) = calls.first()?;
     let switches = calls.windows(2).filter(|w| w[0].2 != w[1].2).count() as u32;
-    let distinct_ips = count_distinct(refill(tmp, calls.iter().map(|c| c.2)));
-    let distinct_agents = count_distinct(refill(tmp, calls.iter().map(|c| c.3)));
+    distinct_into(tmp, calls.iter().map(|c| c.2));
+    let distinct_ips = tmp.len();
+    distinct_into(tmp, calls.iter().map(|c| c.3));
+    let distinct_agents = tmp.len();
     Some(TokenUse {
         token,
         distinct_ips,
