@@ -400,9 +400,18 @@ impl FeatureExtractor {
         if until <= after {
             return Vec::new();
         }
-        let mut rows = Vec::new();
+        let ends = self.window_ends(after, until);
+        // Rows are large: reserve for every end at once rather than copying them each time
+        // the vector grows. Each end has a row per key with events in its newest hop (the
+        // exact count unless `emit_every_hop` adds more).
+        let mut rows = Vec::with_capacity(
+            ends.iter()
+                .filter_map(|end| self.pending.get(&(end - self.hop_ms)))
+                .map(Vec::len)
+                .sum(),
+        );
         let mut scratch = Scratch::default();
-        for end in self.window_ends(after, until) {
+        for end in ends {
             self.fold_before(end - self.window_ms);
             let first = rows.len();
             scratch.start_window_end();
