@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use hashbrown::HashMap;
+use smallvec::SmallVec;
 
 use crate::context::ContextList;
 use crate::extractor::{peer_group, FeatureExtractor, FeatureRow, WindowContext};
@@ -33,8 +34,6 @@ pub(crate) struct Scratch {
     token_calls: Vec<TokenCall>,
     /// The context's routes, IPs and tokens.
     firsts: [FirstKnown; 3],
-    /// (priority, bucket index, evidence index) of the window's evidence.
-    evidence: Vec<(u32, u16, u16)>,
     /// (route, calls by this identity in the window) of every row of one window end, in
     /// row order: what per-route baselines learn from once all rows exist.
     route_calls: Vec<(u32, f64)>,
@@ -633,36 +632,37 @@ impl FeatureExtractor {
             routes,
             client_ips,
             token_ids,
-            request_ids: evidence(w, &mut scratch.evidence),
+            request_ids: evidence(w),
         }
     }
 }
 
 /// The window's evidence request ids, lowest priority first, at most
 /// [`CONTEXT_CAP`](crate::CONTEXT_CAP).
-fn evidence(w: &Window, order: &mut Vec<(u32, u16, u16)>) -> ContextList<Arc<str>> {
-    let id_of = |&(_, b, e): &(u32, u16, u16)| {
-        w.buckets
-            .clone()
-            .nth(usize::from(b))
-            .and_then(|b| b.evidence.get(usize::from(e)))
-            .map(|x| &x.1)
-    };
-    order.clear();
-    for (bi, b) in w.buckets.clone().enumerate() {
-        for (ei, (priority, _)) in b.evidence.iter().enumerate() {
-            order.push((*priority, bi as u16, ei as u16));
-        }
-    }
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id_of(a).cmp(&id_of(b))));
-    let mut out = ContextList::new();
-    for id in order.iter().filter_map(id_of) {
+fn evidence(w: &Window) -> ContextList<Arc<str>> {
+    // A window holds a few buckets of at most EVIDENCE_PER_BUCKET ids each: sorted on
+    // the stack, by priority then id (so ties do not depend on bucket order).
+    let mut order: SmallVec<[(u32, &Arc<str>); 16]> = w
+        .buckets
+        .clone()
+        .flat_map(|b| b.evidence.iter().map(|(priority, id)| (*priority, id)))
+        .collect();
+    order.sort_unstable();
+    let mut out = ContextList::<Arc<str>>::new();
+    for (_, id) in order {
         if out.is_full() {
             break;
         }
-        if !out.contains(id) {
+        if !out.iter().any(|kept| same_id(kept, id)) {
             out.push(Arc::clone(id));
         }
     }
     out
+}
+
+/// `a == b`, checking first what tells most ids apart (length, first and last bytes)
+/// before a full comparison: most checks are between different ids.
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a.last() == b.last() && a == b
 }
