@@ -652,36 +652,39 @@ pub(crate) fn peer_group(key: &str) -> &str {
     key.split(':').next().unwrap_or(key)
 }
 
-/// The innermost object id of a path: (type and id hash, numeric id + 1 or 0).
+/// The innermost object id of a path, the last id segment before any query or fragment:
+/// (its type's and its own hash, numeric id + 1 or 0). Its type is the closest segment
+/// before it that is not an id.
 fn innermost_object(path: &str) -> (u32, u32) {
-    // A byte search: `find` with a set of chars decodes every char of the path.
-    let end = path
-        .bytes()
-        .position(|b| b == b'?' || b == b'#')
-        .unwrap_or(path.len());
-    let path = path.get(..end).unwrap_or(path);
-    let mut previous = "";
-    let mut found = (0, 0);
-    // Segments are a few bytes long: an inline byte search beats `split('/')`'s searcher.
+    let (mut kind, mut found) = ("", None);
+    // One pass over the bytes finds both the segments and the query cut ('/', '?' and
+    // '#' are ASCII, so every cut is a char boundary).
     let mut rest = path;
     loop {
-        let cut = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+        let cut = rest
+            .bytes()
+            .position(|b| b == b'/' || b == b'?' || b == b'#')
+            .unwrap_or(rest.len());
         let (segment, tail) = rest.split_at(cut);
         if is_object_id(segment) {
-            let kind = hash32(seed::OBJECT_TYPE, previous.as_bytes()) & 0xff00_0000;
-            let id = hash32(seed::OBJECT, segment.as_bytes()) & 0x00ff_ffff;
-            let walk = segment
-                .parse::<u64>()
-                .map_or(0, |n| (n as u32).wrapping_add(1));
-            found = ((kind | id).max(1), walk);
+            found = Some((kind, segment));
         } else {
-            previous = segment;
+            kind = segment;
         }
         match tail.strip_prefix('/') {
             Some(next) => rest = next,
-            None => return found,
+            None => break,
         }
     }
+    let Some((kind, object)) = found else {
+        return (0, 0);
+    };
+    let kind = hash32(seed::OBJECT_TYPE, kind.as_bytes()) & 0xff00_0000;
+    let id = hash32(seed::OBJECT, object.as_bytes()) & 0x00ff_ffff;
+    let walk = object
+        .parse::<u64>()
+        .map_or(0, |n| (n as u32).wrapping_add(1));
+    ((kind | id).max(1), walk)
 }
 
 fn ip_hash(addr: IpAddr) -> u32 {
