@@ -176,7 +176,8 @@ impl FeatureExtractor {
         let route = hash32(seed::ROUTE, e.route.as_bytes());
         self.routes.intern(route, &e.route);
         let (object, walk_id) = innermost_object(&e.path);
-        let ip = self.track_ip(e.client_ip, ts);
+        let identity = hash32(seed::IDENTITY, key.as_bytes());
+        let ip = self.track_ip(e.client_ip, ts, start, identity);
         let token = e
             .identity
             .token_id
@@ -197,8 +198,6 @@ impl FeatureExtractor {
             latency_us: latency_us(e.latency_ms),
             location: e.origin.location().map_or(0, pack_location),
         };
-        let identity = hash32(seed::IDENTITY, key.as_bytes());
-        self.add_ip_identity(ip, start, identity);
         let hop_ms = self.hop_ms;
         let bucket = self.bucket_for(&key, ts, start);
         bucket.counters.api += 1;
@@ -272,8 +271,7 @@ impl FeatureExtractor {
         start: i64,
         token: u32,
     ) {
-        let ip = self.track_ip(e.client_ip, ts);
-        self.add_ip_identity(ip, start, identity);
+        let ip = self.track_ip(e.client_ip, ts, start, identity);
         let sample = Sample {
             offset_ms: offset(ts, start),
             priority: priority(ts, key.as_bytes(), e.event as u32, ip),
@@ -334,25 +332,23 @@ impl FeatureExtractor {
         state.bucket_mut(start)
     }
 
-    fn add_ip_identity(&mut self, ip: u32, start: i64, identity: u32) {
-        if let Some(state) = self.ips.get_mut(&ip) {
-            if state.add_identity(start, identity) {
-                self.ip_pending.entry(start).or_default().push(ip);
-            }
-        }
-    }
-
-    /// The IP's hash; its state is created unless the cap is reached.
-    fn track_ip(&mut self, addr: IpAddr, ts: i64) -> u32 {
+    /// The IP's hash; its state is created unless the cap is reached, and notes
+    /// `identity` (a hash) in the IP's bucket at `start`. One lookup for both.
+    fn track_ip(&mut self, addr: IpAddr, ts: i64, start: i64, identity: u32) -> u32 {
         let h = ip_hash(addr);
-        if let Some(s) = self.ips.get_mut(&h) {
+        let state = if let Some(s) = self.ips.get_mut(&h) {
             s.last_seen_ms = s.last_seen_ms.max(ts);
+            s
         } else if self.at_capacity() {
             self.stats.untracked_keys += 1;
+            return h;
         } else {
             let mut state = IpState::new(addr);
             state.last_seen_ms = ts;
-            self.ips.insert(h, state);
+            self.ips.entry(h).insert(state).into_mut()
+        };
+        if state.add_identity(start, identity) {
+            self.ip_pending.entry(start).or_default().push(h);
         }
         h
     }
