@@ -37,8 +37,7 @@ pub fn label_rows<'a>(rows: &[FeatureRow], campaigns: &'a [Campaign]) -> Vec<Opt
     rows.iter()
         .map(|r| {
             campaigns.iter().find(|c| {
-                (c.is_attacker_key(&r.key) || c.related_keys.contains(&r.key))
-                    && c.overlaps(r.window_start_ms, r.window_end_ms, 0)
+                c.involves_key(&r.key) && c.overlaps(r.window_start_ms, r.window_end_ms, 0)
             })
         })
         .collect()

@@ -38,6 +38,7 @@
 //! forest from `outrider-models`; the CLI passes the detector's own training.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
@@ -416,7 +417,7 @@ impl FeatureSink for TestSink<'_> {
 /// A training window kept for fitting.
 #[derive(Debug, Clone)]
 struct TrainRow {
-    key: String,
+    key: Arc<str>,
     start: i64,
     end: i64,
     values: [f32; FEATURE_COUNT],
@@ -460,10 +461,9 @@ pub fn run_suite(
         .iter()
         .filter(|r| {
             cfg.model.train_on == TrainOn::All
-                || !train_campaigns.iter().any(|c| {
-                    (c.is_attacker_key(&r.key) || c.related_keys.contains(&r.key))
-                        && c.overlaps(r.start, r.end, 0)
-                })
+                || !train_campaigns
+                    .iter()
+                    .any(|c| c.involves_key(&r.key) && c.overlaps(r.start, r.end, 0))
         })
         .collect();
     if kept.is_empty() {

@@ -256,7 +256,7 @@ fn alert_from(
         created_at: now,
         window_start: millis_to_utc(row.window_start_ms),
         window_end,
-        identity: row.key.clone(),
+        identity: row.key.to_string(),
         apis: strings(&ctx.routes),
         client_ips: strings(&ctx.client_ips),
         token_ids: strings(&ctx.token_ids),

@@ -18,6 +18,7 @@ use outrider_ingest::route::is_object_id;
 use outrider_ingest::{ApiEvent, Event, TokenEvent, TokenEventKind};
 use serde::{Deserialize, Serialize};
 
+use crate::context::ContextList;
 use crate::error::Result;
 use crate::hash::{hash32, seed, Hasher};
 use crate::row::Scratch;
@@ -35,7 +36,8 @@ pub const OVERFLOW_KEY: &str = "overflow:untracked";
 /// The feature vector of one key for one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureRow {
-    pub key: String,
+    /// The identity key, shared with the extractor's state: no copy per row.
+    pub key: Arc<str>,
     pub window_start_ms: i64,
     pub window_end_ms: i64,
     pub values: [f32; FEATURE_COUNT],
@@ -48,16 +50,16 @@ impl FeatureRow {
     }
 }
 
-/// What an analyst needs to see behind a row: samples, not features. Shared strings, so
-/// that the rows which never alert cost no copies.
+/// What an analyst needs to see behind a row: samples, not features. Shared strings in
+/// inline lists, so that the rows which never alert cost no copies and no allocations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WindowContext {
     pub api_events: u64,
     pub token_events: u64,
-    pub routes: Vec<Arc<str>>,
-    pub client_ips: Vec<IpAddr>,
-    pub token_ids: Vec<Arc<str>>,
-    pub request_ids: Vec<Arc<str>>,
+    pub routes: ContextList<Arc<str>>,
+    pub client_ips: ContextList<IpAddr>,
+    pub token_ids: ContextList<Arc<str>>,
+    pub request_ids: ContextList<Arc<str>>,
 }
 
 /// What [`FeatureExtractor::observe`] did with an event.
@@ -174,7 +176,8 @@ impl FeatureExtractor {
         let route = hash32(seed::ROUTE, e.route.as_bytes());
         self.routes.intern(route, &e.route);
         let (object, walk_id) = innermost_object(&e.path);
-        let ip = self.track_ip(e.client_ip, ts);
+        let identity = hash32(seed::IDENTITY, key.as_bytes());
+        let ip = self.track_ip(e.client_ip, ts, start, identity);
         let token = e
             .identity
             .token_id
@@ -195,8 +198,6 @@ impl FeatureExtractor {
             latency_us: latency_us(e.latency_ms),
             location: e.origin.location().map_or(0, pack_location),
         };
-        let identity = hash32(seed::IDENTITY, key.as_bytes());
-        self.add_ip_identity(ip, start, identity);
         let hop_ms = self.hop_ms;
         let bucket = self.bucket_for(&key, ts, start);
         bucket.counters.api += 1;
@@ -270,8 +271,7 @@ impl FeatureExtractor {
         start: i64,
         token: u32,
     ) {
-        let ip = self.track_ip(e.client_ip, ts);
-        self.add_ip_identity(ip, start, identity);
+        let ip = self.track_ip(e.client_ip, ts, start, identity);
         let sample = Sample {
             offset_ms: offset(ts, start),
             priority: priority(ts, key.as_bytes(), e.event as u32, ip),
@@ -332,32 +332,33 @@ impl FeatureExtractor {
         state.bucket_mut(start)
     }
 
-    fn add_ip_identity(&mut self, ip: u32, start: i64, identity: u32) {
-        if let Some(state) = self.ips.get_mut(&ip) {
-            if state.add_identity(start, identity) {
-                self.ip_pending.entry(start).or_default().push(ip);
-            }
-        }
-    }
-
-    /// The IP's hash; its state is created unless the cap is reached.
-    fn track_ip(&mut self, addr: IpAddr, ts: i64) -> u32 {
+    /// The IP's hash; its state is created unless the cap is reached, and notes
+    /// `identity` (a hash) in the IP's bucket at `start`. One lookup for both.
+    fn track_ip(&mut self, addr: IpAddr, ts: i64, start: i64, identity: u32) -> u32 {
         let h = ip_hash(addr);
-        if let Some(s) = self.ips.get_mut(&h) {
+        let state = if let Some(s) = self.ips.get_mut(&h) {
             s.last_seen_ms = s.last_seen_ms.max(ts);
+            s
         } else if self.at_capacity() {
             self.stats.untracked_keys += 1;
+            return h;
         } else {
             let mut state = IpState::new(addr);
             state.last_seen_ms = ts;
-            self.ips.insert(h, state);
+            self.ips.entry(h).insert(state).into_mut()
+        };
+        if state.add_identity(start, identity) {
+            self.ip_pending.entry(start).or_default().push(h);
         }
         h
     }
 
     /// The token's hash, joined on the `jti` whatever audience suffix the gateway added.
     fn track_token(&mut self, token_id: &str, ts: i64) -> u32 {
-        let jti = token_id.split('@').next().unwrap_or(token_id);
+        let jti = token_id
+            .bytes()
+            .position(|b| b == b'@')
+            .map_or(token_id, |at| token_id.get(..at).unwrap_or(token_id));
         let h = hash32(seed::TOKEN, jti.as_bytes());
         if let Some(t) = self.tokens.get_mut(&h) {
             t.touch(ts);
@@ -395,14 +396,23 @@ impl FeatureExtractor {
         if until <= after {
             return Vec::new();
         }
-        let mut rows = Vec::new();
+        let ends = self.window_ends(after, until);
+        // Rows are large: reserve for every end at once rather than copying them each time
+        // the vector grows. Each end has a row per key with events in its newest hop (the
+        // exact count unless `emit_every_hop` adds more).
+        let mut rows = Vec::with_capacity(
+            ends.iter()
+                .filter_map(|end| self.pending.get(&(end - self.hop_ms)))
+                .map(Vec::len)
+                .sum(),
+        );
         let mut scratch = Scratch::default();
-        for end in self.window_ends(after, until) {
+        for end in ends {
             self.fold_before(end - self.window_ms);
             let first = rows.len();
-            scratch.route_calls.clear();
+            scratch.start_window_end();
             self.rows_ending_at(end, &mut scratch, &mut rows);
-            self.learn_from(&rows[first..], &scratch.route_calls);
+            self.learn_from(&rows[first..], scratch.route_calls());
             self.baselines.refresh();
         }
         self.emitted_until = Some(until);
@@ -558,7 +568,7 @@ impl FeatureExtractor {
                     f64::from(row.get(FeatureId::BytesOut)),
                 ],
             );
-            if let Some(state) = self.identities.get_mut(row.key.as_str()) {
+            if let Some(state) = self.identities.get_mut(&*row.key) {
                 let p = &mut state.profile;
                 p.typical_requests = if p.active_windows == 0 {
                     requests
@@ -639,32 +649,39 @@ pub fn peer_group(key: &str) -> &str {
     key.split(':').next().unwrap_or(key)
 }
 
-/// The innermost object id of a path: (type and id hash, numeric id + 1 or 0).
+/// The innermost object id of a path, the last id segment before any query or fragment:
+/// (its type's and its own hash, numeric id + 1 or 0). Its type is the closest segment
+/// before it that is not an id.
 fn innermost_object(path: &str) -> (u32, u32) {
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    let path = path.get(..end).unwrap_or(path);
-    let mut previous = "";
-    let mut found = (0, 0);
-    // Segments are a few bytes long: an inline byte search beats `split('/')`'s searcher.
+    let (mut kind, mut found) = ("", None);
+    // One pass over the bytes finds both the segments and the query cut ('/', '?' and
+    // '#' are ASCII, so every cut is a char boundary).
     let mut rest = path;
     loop {
-        let cut = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+        let cut = rest
+            .bytes()
+            .position(|b| b == b'/' || b == b'?' || b == b'#')
+            .unwrap_or(rest.len());
         let (segment, tail) = rest.split_at(cut);
         if is_object_id(segment) {
-            let kind = hash32(seed::OBJECT_TYPE, previous.as_bytes()) & 0xff00_0000;
-            let id = hash32(seed::OBJECT, segment.as_bytes()) & 0x00ff_ffff;
-            let walk = segment
-                .parse::<u64>()
-                .map_or(0, |n| (n as u32).wrapping_add(1));
-            found = ((kind | id).max(1), walk);
+            found = Some((kind, segment));
         } else {
-            previous = segment;
+            kind = segment;
         }
         match tail.strip_prefix('/') {
             Some(next) => rest = next,
-            None => return found,
+            None => break,
         }
     }
+    let Some((kind, object)) = found else {
+        return (0, 0);
+    };
+    let kind = hash32(seed::OBJECT_TYPE, kind.as_bytes()) & 0xff00_0000;
+    let id = hash32(seed::OBJECT, object.as_bytes()) & 0x00ff_ffff;
+    let walk = object
+        .parse::<u64>()
+        .map_or(0, |n| (n as u32).wrapping_add(1));
+    ((kind | id).max(1), walk)
 }
 
 fn ip_hash(addr: IpAddr) -> u32 {

@@ -13,11 +13,13 @@
 //!   learned tables (Markov model, per-route and peer baselines).
 //! - [`sketch`]: HyperLogLog and a log-binned quantile histogram.
 //! - [`checkpoint`]: versioned snapshots of the whole state.
+//! - [`context`]: the inline lists of a row's context.
 //! - [`arrow`] (feature `arrow`): rows as an Arrow `RecordBatch`.
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
 pub mod checkpoint;
+pub mod context;
 pub mod error;
 pub mod extractor;
 mod hash;
@@ -28,6 +30,7 @@ mod state;
 mod tables;
 pub mod window;
 
+pub use context::{ContextList, CONTEXT_CAP};
 pub use error::{Error, Result};
 pub use extractor::{
     peer_group, ExtractorStats, FeatureExtractor, FeatureRow, Observed, WindowContext, OVERFLOW_KEY,

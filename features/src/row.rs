@@ -7,15 +7,17 @@
 
 use std::sync::Arc;
 
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+
+use crate::context::ContextList;
 use crate::extractor::{peer_group, FeatureExtractor, FeatureRow, WindowContext};
 use crate::hash::spread32;
 use crate::schema::{FeatureId as F, FEATURE_COUNT};
 use crate::sketch::Hll;
 use crate::state::{distance_km, unpack_location, Bucket, Counters, KeyState, Sample, SLOTS};
-use crate::tables::warm_z;
+use crate::tables::{warm_z, Markov};
 
-/// How many routes, IPs, tokens and request ids a row keeps for the analyst.
-const CONTEXT_CAP: usize = 8;
 /// IPs of a row whose identities-per-IP are looked up.
 const IP_LOOKUPS: usize = 16;
 
@@ -30,13 +32,26 @@ pub(crate) struct Scratch {
     ids: Vec<u32>,
     sets: Sets,
     token_calls: Vec<TokenCall>,
-    /// Hashes already looked up for the context.
-    seen: Vec<u32>,
-    /// (priority, bucket index, evidence index) of the window's evidence.
-    evidence: Vec<(u32, u16, u16)>,
+    /// The context's routes, IPs and tokens.
+    firsts: [FirstKnown; 3],
     /// (route, calls by this identity in the window) of every row of one window end, in
     /// row order: what per-route baselines learn from once all rows exist.
-    pub route_calls: Vec<(u32, f64)>,
+    route_calls: Vec<(u32, f64)>,
+    /// The surprise of each route transition met during one window end: the Markov model
+    /// changes only between window ends, and the rows of one end share most transitions.
+    surprises: HashMap<u64, f64>,
+}
+
+impl Scratch {
+    /// Forgets what belongs to the previous window end.
+    pub fn start_window_end(&mut self) {
+        self.route_calls.clear();
+        self.surprises.clear();
+    }
+
+    pub fn route_calls(&self) -> &[(u32, f64)] {
+        &self.route_calls
+    }
 }
 
 /// What several features of a row share, sorted once: the distinct IPs, user agents and
@@ -50,11 +65,24 @@ struct Sets {
 }
 
 impl Sets {
+    /// One pass over the window's samples fills the four sets.
     fn fill(&mut self, w: &Window) {
-        distinct_into(&mut self.ips, w.samples().map(|s| s.ip));
-        distinct_into(&mut self.agents, w.samples().map(|s| s.user_agent));
-        distinct_into(&mut self.objects, w.samples().map(|s| s.object));
-        refill(&mut self.routes, w.api().map(|s| s.route)).sort_unstable();
+        self.ips.clear();
+        self.agents.clear();
+        self.objects.clear();
+        self.routes.clear();
+        for s in w.samples() {
+            push_unless_repeat(&mut self.ips, s.ip);
+            push_unless_repeat(&mut self.agents, s.user_agent);
+            push_unless_repeat(&mut self.objects, s.object);
+            if s.is_api() {
+                self.routes.push(s.route);
+            }
+        }
+        count_distinct(&mut self.ips);
+        count_distinct(&mut self.agents);
+        count_distinct(&mut self.objects);
+        self.routes.sort_unstable();
     }
 
     fn distinct_routes(&self) -> usize {
@@ -64,8 +92,18 @@ impl Sets {
 
 /// Sorted distinct non-zero `values` into `buf`.
 fn distinct_into(buf: &mut Vec<u32>, values: impl Iterator<Item = u32>) {
-    refill(buf, values.filter(|v| *v != 0));
+    buf.clear();
+    values.for_each(|v| push_unless_repeat(buf, v));
     count_distinct(buf);
+}
+
+/// Pushes a non-zero `v` unless it repeats the last value pushed: consecutive samples
+/// mostly share their IP, agent and network, so what is left to sort for distinct
+/// values is short.
+fn push_unless_repeat(buf: &mut Vec<u32>, v: u32) {
+    if v != 0 && buf.last() != Some(&v) {
+        buf.push(v);
+    }
 }
 
 /// One window of one key: its buckets, read in place.
@@ -181,14 +219,15 @@ fn ratio(part: u32, whole: u32) -> f64 {
     }
 }
 
-/// The `q`-quantile of `values` (sorted in place), 0 when empty.
+/// The `q`-quantile of `values` (reordered in place), 0 when empty.
 fn quantile(values: &mut [u32], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
-    values.sort_unstable();
     let i = ((values.len() - 1) as f64 * q).round() as usize;
-    f64::from(values[i.min(values.len() - 1)])
+    // The value a sort would put at `i`, without sorting the rest.
+    let (_, at, _) = values.select_nth_unstable(i.min(values.len() - 1));
+    f64::from(*at)
 }
 
 /// Share of adjacent pairs of sorted distinct ids that are 1 or 2 apart.
@@ -226,8 +265,10 @@ struct TokenUse {
 fn token_use(calls: &[TokenCall], tmp: &mut Vec<u32>) -> Option<TokenUse> {
     let &(token, ..) = calls.first()?;
     let switches = calls.windows(2).filter(|w| w[0].2 != w[1].2).count() as u32;
-    let distinct_ips = count_distinct(refill(tmp, calls.iter().map(|c| c.2)));
-    let distinct_agents = count_distinct(refill(tmp, calls.iter().map(|c| c.3)));
+    distinct_into(tmp, calls.iter().map(|c| c.2));
+    let distinct_ips = tmp.len();
+    distinct_into(tmp, calls.iter().map(|c| c.3));
+    let distinct_agents = tmp.len();
     Some(TokenUse {
         token,
         distinct_ips,
@@ -237,31 +278,43 @@ fn token_use(calls: &[TokenCall], tmp: &mut Vec<u32>) -> Option<TokenUse> {
     })
 }
 
-/// The values of the first [`CONTEXT_CAP`] distinct hashes that `lookup` knows, in order;
-/// each hash is looked up once.
-fn first_known<T>(
-    hashes: impl Iterator<Item = u32>,
-    seen: &mut Vec<u32>,
-    lookup: impl Fn(u32) -> Option<T>,
-) -> Vec<T> {
-    seen.clear();
-    let mut out = Vec::new();
-    for h in hashes {
-        if out.len() == CONTEXT_CAP {
-            break;
+/// The first [`CONTEXT_CAP`](crate::CONTEXT_CAP) distinct hashes of one kind that a lookup knows, in time
+/// order, each hash looked up once.
+#[derive(Debug, Default)]
+struct FirstKnown {
+    /// Hashes already looked up.
+    seen: Vec<u32>,
+    /// The hash offered last: consecutive samples mostly repeat it, and comparing with it
+    /// first spares the search through `seen`.
+    last: u32,
+}
+
+impl FirstKnown {
+    fn clear(&mut self) {
+        self.seen.clear();
+        self.last = 0;
+    }
+
+    /// Appends `lookup(h)` to `out` if `h` is non-zero, seen for the first time, known, and
+    /// `out` has room.
+    fn offer<T>(
+        &mut self,
+        h: u32,
+        out: &mut ContextList<T>,
+        lookup: impl FnOnce(u32) -> Option<T>,
+    ) {
+        if h == self.last || out.is_full() {
+            return;
         }
-        if !seen.contains(&h) {
-            seen.push(h);
-            if let Some(v) = lookup(h) {
-                if out.capacity() == 0 {
-                    // One allocation per list: the cap is small.
-                    out.reserve_exact(CONTEXT_CAP);
-                }
-                out.push(v);
-            }
+        self.last = h;
+        if h == 0 || self.seen.contains(&h) {
+            return;
+        }
+        self.seen.push(h);
+        if let Some(v) = lookup(h) {
+            out.push(v);
         }
     }
-    out
 }
 
 /// Moves shorter than this are GeoIP noise, not travel.
@@ -306,7 +359,7 @@ impl FeatureExtractor {
     /// its per-route call counts are appended to `scratch.route_calls`.
     pub(crate) fn row(
         &self,
-        key: &str,
+        key: &Arc<str>,
         state: &KeyState,
         end: i64,
         scratch: &mut Scratch,
@@ -318,7 +371,7 @@ impl FeatureExtractor {
 
     fn compute(
         &self,
-        key: &str,
+        key: &Arc<str>,
         state: &KeyState,
         w: &Window,
         start: i64,
@@ -353,7 +406,7 @@ impl FeatureExtractor {
         let first_call = scratch.route_calls.len();
         route_calls(w, &scratch.sets.routes, &mut scratch.route_calls);
         self.baseline_features(key, &scratch.route_calls[first_call..], &mut v);
-        v[F::TransitionSurprise as usize] = self.transition_surprise(w);
+        v[F::TransitionSurprise as usize] = self.transition_surprise(w, &mut scratch.surprises);
         self.token_features(state, w, &mut v, scratch);
         v[F::MaxIdentitiesPerIp as usize] = self.max_identities_per_ip(start, end, scratch);
         v[F::TokenRefreshes as usize] = f64::from(c.refreshes);
@@ -364,7 +417,7 @@ impl FeatureExtractor {
             *out = if x.is_finite() { x as f32 } else { 0.0 };
         }
         FeatureRow {
-            key: key.to_owned(),
+            key: Arc::clone(key),
             window_start_ms: start,
             window_end_ms: end,
             values,
@@ -451,17 +504,20 @@ impl FeatureExtractor {
         v[F::BytesPeerZ as usize] = z(bytes, v[F::BytesOut as usize], 1024.0);
     }
 
-    fn transition_surprise(&self, w: &Window) -> f64 {
+    fn transition_surprise(&self, w: &Window, cache: &mut HashMap<u64, f64>) -> f64 {
+        if !self.markov.is_warm() {
+            return 0.0;
+        }
         let mut routes = w.api().map(|s| s.route);
         let Some(mut previous) = routes.next() else {
             return 0.0;
         };
         let (mut bits, mut n) = (0.0, 0u32);
         for route in routes {
-            if let Some(b) = self.markov.surprise(previous, route) {
-                bits += b;
-                n += 1;
-            }
+            bits += *cache
+                .entry(Markov::transition(previous, route))
+                .or_insert_with(|| self.markov.surprise_bits(previous, route));
+            n += 1;
             previous = route;
         }
         if n == 0 {
@@ -551,53 +607,62 @@ impl FeatureExtractor {
     /// What the analyst sees: the first routes, IPs and tokens of the window in time order
     /// and its evidence request ids.
     fn context(&self, w: &Window, scratch: &mut Scratch) -> WindowContext {
-        let seen = &mut scratch.seen;
-        let routes = first_known(w.api().map(|s| s.route), seen, |r| {
-            self.routes.name(r).cloned()
-        });
-        let client_ips = first_known(w.samples().map(|s| s.ip), seen, |ip| {
-            self.ips.get(&ip).map(|s| s.addr)
-        });
-        let token_ids = first_known(
-            w.samples().map(|s| s.token).filter(|t| *t != 0),
-            seen,
-            |t| self.tokens.get(&t).map(|s| Arc::clone(&s.id)),
-        );
+        let [first_routes, first_ips, first_tokens] = &mut scratch.firsts;
+        first_routes.clear();
+        first_ips.clear();
+        first_tokens.clear();
+        let mut routes = ContextList::new();
+        let mut client_ips = ContextList::new();
+        let mut token_ids = ContextList::new();
+        // One pass for the three lists: the window's samples are read once.
+        for s in w.samples() {
+            if s.is_api() {
+                first_routes.offer(s.route, &mut routes, |r| self.routes.name(r).cloned());
+            }
+            first_ips.offer(s.ip, &mut client_ips, |ip| {
+                self.ips.get(&ip).map(|s| s.addr)
+            });
+            first_tokens.offer(s.token, &mut token_ids, |t| {
+                self.tokens.get(&t).map(|s| Arc::clone(&s.id))
+            });
+        }
         WindowContext {
             api_events: u64::from(w.counters.api),
             token_events: u64::from(w.counters.token_events),
             routes,
             client_ips,
             token_ids,
-            request_ids: evidence(w, &mut scratch.evidence),
+            request_ids: evidence(w),
         }
     }
 }
 
-/// The window's evidence request ids, lowest priority first, at most [`CONTEXT_CAP`].
-fn evidence(w: &Window, order: &mut Vec<(u32, u16, u16)>) -> Vec<Arc<str>> {
-    let id_of = |&(_, b, e): &(u32, u16, u16)| {
-        w.buckets
-            .clone()
-            .nth(usize::from(b))
-            .and_then(|b| b.evidence.get(usize::from(e)))
-            .map(|x| &x.1)
-    };
-    order.clear();
-    for (bi, b) in w.buckets.clone().enumerate() {
-        for (ei, (priority, _)) in b.evidence.iter().enumerate() {
-            order.push((*priority, bi as u16, ei as u16));
-        }
-    }
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id_of(a).cmp(&id_of(b))));
-    let mut out: Vec<Arc<str>> = Vec::with_capacity(order.len().min(CONTEXT_CAP));
-    for id in order.iter().filter_map(id_of) {
-        if out.len() == CONTEXT_CAP {
+/// The window's evidence request ids, lowest priority first, at most
+/// [`CONTEXT_CAP`](crate::CONTEXT_CAP).
+fn evidence(w: &Window) -> ContextList<Arc<str>> {
+    // A window holds a few buckets of at most EVIDENCE_PER_BUCKET ids each: sorted on
+    // the stack, by priority then id (so ties do not depend on bucket order).
+    let mut order: SmallVec<[(u32, &Arc<str>); 16]> = w
+        .buckets
+        .clone()
+        .flat_map(|b| b.evidence.iter().map(|(priority, id)| (*priority, id)))
+        .collect();
+    order.sort_unstable();
+    let mut out = ContextList::<Arc<str>>::new();
+    for (_, id) in order {
+        if out.is_full() {
             break;
         }
-        if !out.contains(id) {
+        if !out.iter().any(|kept| same_id(kept, id)) {
             out.push(Arc::clone(id));
         }
     }
     out
+}
+
+/// `a == b`, checking first what tells most ids apart (length, first and last bytes)
+/// before a full comparison: most checks are between different ids.
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a.last() == b.last() && a == b
 }

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::sketch::Hll;
 
@@ -153,8 +154,9 @@ pub(crate) struct Bucket {
     /// API requests per tenth of the hop.
     pub slots: [u16; SLOTS],
     pub samples: Vec<Sample>,
-    /// (priority, request id): the bottom-k by priority, so order does not matter.
-    pub evidence: Vec<(u32, Arc<str>)>,
+    /// (priority, request id): the bottom-k by priority, so order does not matter. Inline:
+    /// nearly every bucket keeps some, and a heap list per bucket cost an allocation.
+    pub evidence: SmallVec<[(u32, Arc<str>); EVIDENCE_PER_BUCKET]>,
     pub overflow: Option<Box<Overflow>>,
 }
 
@@ -165,7 +167,7 @@ impl Bucket {
             counters: Counters::default(),
             slots: [0; SLOTS],
             samples: Vec::new(),
-            evidence: Vec::new(),
+            evidence: SmallVec::new(),
             overflow: None,
         }
     }
@@ -209,9 +211,6 @@ impl Bucket {
         if request_id.is_empty() {
             return;
         }
-        if self.evidence.capacity() == 0 {
-            self.evidence.reserve_exact(EVIDENCE_PER_BUCKET);
-        }
         let worst = self.evidence.iter().map(|e| e.0).max();
         if self.evidence.len() < EVIDENCE_PER_BUCKET || worst.is_some_and(|w| priority < w) {
             keep_smallest(
@@ -224,7 +223,6 @@ impl Bucket {
 
     pub fn heap_bytes(&self) -> usize {
         self.samples.capacity() * std::mem::size_of::<Sample>()
-            + self.evidence.capacity() * std::mem::size_of::<(u32, Arc<str>)>()
             + self.evidence.iter().map(|e| e.1.len()).sum::<usize>()
             + self.overflow.as_ref().map_or(0, |o| {
                 std::mem::size_of::<Overflow>()
@@ -233,6 +231,15 @@ impl Bucket {
                     + o.ips.heap_bytes()
                     + o.user_agents.heap_bytes()
             })
+    }
+}
+
+/// The heap bytes of a list that outgrew its inline room.
+fn spilled_bytes<A: smallvec::Array>(v: &SmallVec<A>) -> usize {
+    if v.spilled() {
+        v.capacity() * std::mem::size_of::<A::Item>()
+    } else {
+        0
     }
 }
 
@@ -253,7 +260,10 @@ fn insert_sorted(samples: &mut Vec<Sample>, s: Sample) {
 
 /// Keeps the `cap` smallest values: pushes while there is room, else replaces the largest
 /// if `v` is smaller. The result depends on the set of values offered, not their order.
-fn keep_smallest<T: Ord>(v: &mut Vec<T>, x: T, cap: usize) {
+fn keep_smallest<A: smallvec::Array>(v: &mut SmallVec<A>, x: A::Item, cap: usize)
+where
+    A::Item: Ord,
+{
     if v.len() < cap {
         v.push(x);
         return;
@@ -413,7 +423,8 @@ impl KeyState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IpBucket {
     pub start_ms: i64,
-    pub identities: Vec<u32>,
+    /// Inline up to four (most IPs serve one identity): no allocation per IP and hop.
+    pub identities: SmallVec<[u32; 4]>,
     pub overflow: Option<Box<Hll>>,
 }
 
@@ -442,7 +453,7 @@ impl IpState {
                     i,
                     IpBucket {
                         start_ms,
-                        identities: Vec::new(),
+                        identities: SmallVec::new(),
                         overflow: None,
                     },
                 );
@@ -474,7 +485,7 @@ impl IpState {
                 .buckets
                 .iter()
                 .map(|b| {
-                    b.identities.capacity() * 4
+                    spilled_bytes(&b.identities)
                         + b.overflow.as_ref().map_or(0, |h| h.heap_bytes() + 24)
                 })
                 .sum::<usize>()

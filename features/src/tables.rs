@@ -27,8 +27,13 @@ pub(crate) struct Markov {
 }
 
 impl Markov {
+    /// The key of the transition `a -> b`.
+    pub fn transition(a: u32, b: u32) -> u64 {
+        (u64::from(a) << 32) | u64::from(b)
+    }
+
     pub fn learn(&mut self, a: u32, b: u32) {
-        let key = (u64::from(a) << 32) | u64::from(b);
+        let key = Self::transition(a, b);
         if let Some(c) = self.pairs.get_mut(&key) {
             *c = c.saturating_add(1);
         } else if self.pairs.len() < MAX_TRANSITIONS {
@@ -40,17 +45,22 @@ impl Markov {
         self.total += 1;
     }
 
-    /// Surprise of `a -> b` in bits, with add-one smoothing over the known routes; `None`
-    /// while the model is warming up.
-    pub fn surprise(&self, a: u32, b: u32) -> Option<f64> {
-        if self.total < MARKOV_WARMUP {
-            return None;
-        }
-        let key = (u64::from(a) << 32) | u64::from(b);
-        let pair = f64::from(self.pairs.get(&key).copied().unwrap_or(0));
-        let from = f64::from(self.from.get(&a).copied().unwrap_or(0));
+    /// Whether the model has learnt enough for its surprise to be used.
+    pub fn is_warm(&self) -> bool {
+        self.total >= MARKOV_WARMUP
+    }
+
+    /// Surprise of `a -> b` in bits, with add-one smoothing over the known routes (used
+    /// only once [`Self::is_warm`]).
+    pub fn surprise_bits(&self, a: u32, b: u32) -> f64 {
+        let pair = self
+            .pairs
+            .get(&Self::transition(a, b))
+            .copied()
+            .unwrap_or(0);
+        let from = self.from.get(&a).copied().unwrap_or(0);
         let routes = self.from.len().max(2) as f64;
-        Some(-((pair + 1.0) / (from + routes)).log2())
+        -((f64::from(pair) + 1.0) / (f64::from(from) + routes)).log2()
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -157,15 +167,16 @@ mod tests {
     #[test]
     fn common_transitions_surprise_less_than_rare_ones() {
         let mut m = Markov::default();
-        assert_eq!(m.surprise(1, 2), None);
+        assert!(!m.is_warm());
         for _ in 0..300 {
             m.learn(1, 2);
             m.learn(2, 1);
         }
         m.learn(1, 3);
-        let common = m.surprise(1, 2).unwrap_or_default();
-        let rare = m.surprise(1, 3).unwrap_or_default();
-        let unseen = m.surprise(2, 3).unwrap_or_default();
+        assert!(m.is_warm());
+        let common = m.surprise_bits(1, 2);
+        let rare = m.surprise_bits(1, 3);
+        let unseen = m.surprise_bits(2, 3);
         assert!(common < 0.1, "{common}");
         assert!(rare > 5.0 && unseen > 5.0, "{rare} {unseen}");
     }

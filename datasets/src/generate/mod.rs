@@ -439,6 +439,11 @@ impl Campaign {
         self.identity_key == key || self.keys.iter().any(|k| k == key)
     }
 
+    /// Whether alerts on `key` belong to the campaign: an attacker key or a related one.
+    pub fn involves_key(&self, key: &str) -> bool {
+        self.is_attacker_key(key) || self.related_keys.iter().any(|k| k == key)
+    }
+
     /// The main key, then the others.
     pub fn attacker_keys(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.identity_key.as_str()).chain(self.keys.iter().map(String::as_str))

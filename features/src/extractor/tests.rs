@@ -78,7 +78,7 @@ fn extractor() -> FeatureExtractor {
 
 fn last_row<'a>(rows: &'a [FeatureRow], key: &str) -> &'a FeatureRow {
     rows.iter()
-        .rfind(|r| r.key == key)
+        .rfind(|r| &*r.key == key)
         .unwrap_or_else(|| panic!("no row for {key}"))
 }
 
@@ -343,7 +343,7 @@ fn history_makes_new_ips_networks_and_agents_stand_out() {
     );
     assert!((row.get(F::NewNetworkRatio) - 0.5).abs() < 1e-6);
     assert!((row.get(F::NewUserAgentRatio) - 0.5).abs() < 1e-6);
-    let early = rows.iter().find(|r| r.key == "sub:dave").unwrap();
+    let early = rows.iter().find(|r| &*r.key == "sub:dave").unwrap();
     assert_eq!(
         early.get(F::NewIpRatio),
         0.0,
@@ -716,5 +716,82 @@ proptest! {
             }
             prop_assert_eq!(&a.context, &b.context);
         }
+    }
+}
+
+/// The definition `innermost_object` implements, read forwards: every id segment
+/// replaces the one before, and its type is the last non-id segment seen before it.
+fn innermost_object_reference(path: &str) -> (u32, u32) {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let mut previous = "";
+    let mut found = (0, 0);
+    for segment in path.split('/') {
+        if is_object_id(segment) {
+            let kind = hash32(seed::OBJECT_TYPE, previous.as_bytes()) & 0xff00_0000;
+            let id = hash32(seed::OBJECT, segment.as_bytes()) & 0x00ff_ffff;
+            let walk = segment
+                .parse::<u64>()
+                .map_or(0, |n| (n as u32).wrapping_add(1));
+            found = ((kind | id).max(1), walk);
+        } else {
+            previous = segment;
+        }
+    }
+    found
+}
+
+#[test]
+fn the_innermost_object_is_the_last_id_before_the_query() {
+    let uuid = "56a2ea63-c7e1-4134-b675-f897e90cfb63";
+    let paths = [
+        String::new(),
+        "/".into(),
+        "//".into(),
+        "/accounts".into(),
+        "/accounts/8812".into(),
+        "/accounts/8812/transactions".into(),
+        "/accounts/8812/tx/77".into(),
+        "/accounts/8812/77".into(),
+        "8812".into(),
+        "/8812/".into(),
+        format!("/payments/{uuid}"),
+        format!("/payments/{uuid}?next=/accounts/1"),
+        "/accounts/1#/cards/2".into(),
+        "/accounts/1?a#b/3".into(),
+        "/accounts?id=5".into(),
+        "/blobs/0123456789abcdef0123".into(),
+    ];
+    for p in &paths {
+        assert_eq!(innermost_object(p), innermost_object_reference(p), "{p:?}");
+    }
+    let (object, walk) = innermost_object("/accounts/8812/tx/77");
+    assert_eq!(walk, 78, "the innermost id, plus one");
+    assert_eq!(
+        object & 0xff00_0000,
+        hash32(seed::OBJECT_TYPE, b"tx") & 0xff00_0000,
+        "typed by the segment before it"
+    );
+    assert_eq!(innermost_object("/accounts/8812/77").1, 78);
+    assert_eq!(innermost_object("/accounts?id=5"), (0, 0));
+}
+
+proptest! {
+    #[test]
+    fn the_innermost_object_matches_its_definition(
+        segments in proptest::collection::vec(
+            prop_oneof![
+                Just(String::new()),
+                "[a-z]{1,8}",
+                "[0-9]{1,12}",
+                "[0-9a-f]{14,20}",
+                "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                "[?#=a-z0-9]{1,6}",
+            ],
+            0..8,
+        ),
+        leading_slash in any::<bool>(),
+    ) {
+        let path = format!("{}{}", if leading_slash { "/" } else { "" }, segments.join("/"));
+        prop_assert_eq!(innermost_object(&path), innermost_object_reference(&path), "{:?}", path);
     }
 }
