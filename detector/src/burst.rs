@@ -307,7 +307,7 @@ impl BurstTracker {
     /// The hits of `row`'s newest hop (`[end - hop, end)`): each event, hence each hit,
     /// falls in exactly one row's newest hop, so a burst is reported once per window.
     pub fn hits_for(&self, row: &FeatureRow) -> Vec<BurstHit> {
-        let Some(hits) = self.hits.get(&row.key) else {
+        let Some(hits) = self.hits.get(&*row.key) else {
             return Vec::new();
         };
         let from = row.window_end_ms.saturating_sub(self.hop_ms);
