@@ -112,15 +112,25 @@ impl Detector {
         Self { child, lines }
     }
 
-    /// Waits for a log line containing `needle`; panics on timeout or exit.
+    /// Waits for a log line containing `needle`; panics on timeout or exit, showing the
+    /// last lines the detector logged.
     fn wait_for(&mut self, needle: &str) {
         let deadline = Instant::now() + DEADLINE;
+        let mut recent = std::collections::VecDeque::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {needle:?}: {e}"),
+                Ok(line) => {
+                    if recent.len() == 40 {
+                        recent.pop_front();
+                    }
+                    recent.push_back(line);
+                }
+                Err(e) => panic!(
+                    "no log line with {needle:?}: {e}; last lines:\n{}",
+                    Vec::from(recent).join("\n")
+                ),
             }
         }
     }
