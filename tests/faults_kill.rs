@@ -9,6 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "../detector/tests/common/offsets.rs"]
+mod offsets;
+
+use offsets::committed_total;
 use outrider_alerts::{AlertQuery, AlertStore, EmbeddedStore};
 use outrider_datasets::{generate, AttackMix, GeneratorConfig};
 use outrider_detector::train;
@@ -166,30 +170,6 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-fn committed_total(brokers: &str, topic: &str, group: &str) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(15))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            rdkafka::Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
-
 async fn stored_ids(data_dir: &Path) -> (BTreeSet<String>, u64) {
     let store = EmbeddedStore::open(data_dir).unwrap();
     let query = AlertQuery {
@@ -239,13 +219,13 @@ async fn a_detector_killed_mid_stream_stores_every_alert_once_after_restart() {
     let mut detector = Detector::start(&cfg);
     detector.wait_for("alert alert=");
     let deadline = Instant::now() + DEADLINE;
-    while committed_total(&brokers, &topic, group) == 0 {
+    while committed_total(&brokers, &topic, group, PARTITIONS) == 0 {
         assert!(Instant::now() < deadline, "nothing committed");
         std::thread::sleep(Duration::from_millis(100));
     }
     detector.child.kill().unwrap(); // SIGKILL
     detector.child.wait().unwrap();
-    let at_kill = committed_total(&brokers, &topic, group);
+    let at_kill = committed_total(&brokers, &topic, group, PARTITIONS);
     assert!(
         at_kill < produced,
         "killed after the end ({at_kill} of {produced} committed): not mid-stream"
@@ -256,7 +236,7 @@ async fn a_detector_killed_mid_stream_stores_every_alert_once_after_restart() {
     detector.wait_for("partition state restored from checkpoint");
     detector.wait_for("source idle; windows stored and committed");
     detector.interrupt();
-    assert!(committed_total(&brokers, &topic, group) > at_kill);
+    assert!(committed_total(&brokers, &topic, group, PARTITIONS) > at_kill);
 
     let (stored, count) = stored_ids(&dir.path().join(group)).await;
     assert_eq!(count, stored.len() as u64, "every alert once");

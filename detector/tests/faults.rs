@@ -25,6 +25,8 @@ use outrider_ingest::source::{KafkaSource, KafkaSourceConfig};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use common::offsets::{committed, committed_total};
+
 const DEADLINE: Duration = Duration::from_secs(240);
 const BATCH: usize = 200;
 
@@ -128,35 +130,6 @@ async fn caught_up(progress: &mut watch::Receiver<PipelineStats>, records: u64) 
         },
     )
     .await
-}
-
-/// The group's committed offsets per partition (0 where nothing is committed).
-fn committed(brokers: &str, topic: &str, group: &str, partitions: i32) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(15))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            rdkafka::Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .collect()
-}
-
-fn committed_total(brokers: &str, topic: &str, group: &str, partitions: i32) -> i64 {
-    committed(brokers, topic, group, partitions).iter().sum()
 }
 
 /// A pipeline over `store` with the shared model, checkpointing into `checkpoints`

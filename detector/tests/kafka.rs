@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::offsets::committed_total;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -220,31 +222,6 @@ impl AlertStore for FailingStore {
     }
 }
 
-/// The sum over the topic's partitions of the group's committed offsets.
-fn committed_total(brokers: &str, topic: &str, group: &str) -> i64 {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(15))
-        .unwrap();
-    committed
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            rdkafka::Offset::Offset(n) => n,
-            _ => 0,
-        })
-        .sum()
-}
-
 fn pipeline(dir: &std::path::Path, store: Arc<dyn AlertStore>) -> Pipeline {
     let config = Config::default();
     let model = train::load_model(&common::model_file(dir)).unwrap();
@@ -285,7 +262,7 @@ async fn a_detector_stopped_before_storing_rereads_its_events_on_restart() {
     assert!(first.stats().records > 0);
     drop(source);
     let total = traffic.events.len() as i64;
-    let committed = committed_total(&brokers, &topic, &group);
+    let committed = committed_total(&brokers, &topic, &group, PARTITIONS);
     assert!(
         committed < total,
         "the events behind the unstored alerts stay uncommitted"
@@ -438,7 +415,7 @@ async fn a_siem_topic_that_is_down_holds_back_the_commit() {
         matches!(&err, Error::Alerts(e) if e.is_retryable()),
         "{err:?}"
     );
-    let committed = committed_total(&brokers, &topic, &group);
+    let committed = committed_total(&brokers, &topic, &group, PARTITIONS);
     assert!(
         committed < traffic.events.len() as i64,
         "the events behind the unpublished alerts stay uncommitted ({committed} committed)"

@@ -2,6 +2,7 @@
 //! configuration, and a webhook receiver on 127.0.0.1:0.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod offsets;
 pub mod proxy;
 pub mod tansu;
 
