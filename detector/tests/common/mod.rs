@@ -98,19 +98,7 @@ pub async fn start_receiver() -> (String, mpsc::UnboundedReceiver<Delivery>) {
         post(move |headers: HeaderMap, body: Bytes| {
             let tx = tx.clone();
             async move {
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                let _ = tx.send(Delivery {
-                    timestamp: header("x-outrider-timestamp"),
-                    signature: header("x-outrider-signature"),
-                    idempotency_key: header("idempotency-key"),
-                    body,
-                });
+                let _ = tx.send(delivery(&headers, body));
                 StatusCode::OK
             }
         }),
@@ -119,6 +107,23 @@ pub async fn start_receiver() -> (String, mpsc::UnboundedReceiver<Delivery>) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}/hook"), rx)
+}
+
+/// A received webhook: its signature headers and body.
+fn delivery(headers: &HeaderMap, body: Bytes) -> Delivery {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Delivery {
+        timestamp: header("x-outrider-timestamp"),
+        signature: header("x-outrider-signature"),
+        idempotency_key: header("idempotency-key"),
+        body,
+    }
 }
 
 /// Checks a delivery's signature the way a receiver is told to in the README.
@@ -221,19 +226,7 @@ impl SwitchableReceiver {
                             refused.fetch_add(1, Ordering::SeqCst);
                             return StatusCode::SERVICE_UNAVAILABLE;
                         }
-                        let header = |name: &str| {
-                            headers
-                                .get(name)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        let _ = tx.send(Delivery {
-                            timestamp: header("x-outrider-timestamp"),
-                            signature: header("x-outrider-signature"),
-                            idempotency_key: header("idempotency-key"),
-                            body,
-                        });
+                        let _ = tx.send(delivery(&headers, body));
                         StatusCode::OK
                     }
                 }
