@@ -1,12 +1,13 @@
 //! Partition checkpoint size and cost on generated traffic:
 //! `cargo run --release -p outrider-detector --example checkpoint_size -- [users] [minutes]`.
-//! Prints keys, bytes, bytes per key, encode time and write (+fsync) time, each the best of
-//! five runs.
+//! Prints keys, bytes (with the burst detectors' share), bytes per key, encode time and
+//! write (+fsync) time, each the best of five runs.
 #![allow(clippy::unwrap_used)] // an example: a failure is a crash with its message
 
 use std::time::{Duration, Instant};
 
 use outrider_datasets::{generate, GeneratorConfig};
+use outrider_detector::burst::{BurstConfig, BurstTracker};
 use outrider_detector::checkpoint::{encode, CheckpointDir};
 use outrider_features::{FeatureExtractor, WindowConfig};
 use outrider_ingest::source::Partition;
@@ -22,10 +23,14 @@ fn main() {
     });
     let window = WindowConfig::default();
     let mut x = FeatureExtractor::new(&window).unwrap();
+    let mut bursts = BurstTracker::new(&BurstConfig::default(), &window)
+        .unwrap()
+        .unwrap();
     let mut events: Vec<_> = data.events.iter().map(|e| &e.event).collect();
     events.sort_by_key(|e| e.ts().millis());
     for e in &events {
         x.observe(e);
+        bursts.observe(e);
     }
     // Mid-stream, as a running detector checkpoints: windows up to the last minute emitted.
     if let Some(t) = x.max_event_time() {
@@ -38,10 +43,12 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = CheckpointDir::open(tmp.path()).unwrap();
     let (mut encode_best, mut write_best) = (Duration::MAX, Duration::MAX);
-    let mut bytes = Vec::new();
+    let (mut bytes, mut burst_bytes) = (Vec::new(), 0);
     for _ in 0..5 {
         let t = Instant::now();
-        bytes = encode(&partition, 1, &x).unwrap();
+        let burst_state = bursts.encode().unwrap();
+        burst_bytes = burst_state.len();
+        bytes = encode(&partition, 1, &x, &burst_state).unwrap();
         encode_best = encode_best.min(t.elapsed());
         let t = Instant::now();
         dir.write(&partition, &bytes).unwrap();
@@ -49,10 +56,10 @@ fn main() {
     }
     let keys = x.tracked_keys();
     println!(
-        "events {}  keys {keys}  checkpoint {} bytes  {:.0} bytes/key  encode {:.1} ms  write+fsync {:.1} ms",
+        "events {}  keys {keys}  checkpoint {} bytes (burst state {burst_bytes})  {:.0} feature bytes/key  encode {:.1} ms  write+fsync {:.1} ms",
         events.len(),
         bytes.len(),
-        bytes.len() as f64 / keys.max(1) as f64,
+        (bytes.len() - burst_bytes) as f64 / keys.max(1) as f64,
         encode_best.as_secs_f64() * 1e3,
         write_best.as_secs_f64() * 1e3,
     );

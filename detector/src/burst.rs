@@ -138,7 +138,7 @@ impl BurstConfig {
 }
 
 /// An edge whose burst score reached its threshold, under the identity of its event.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BurstHit {
     pub at_ms: i64,
     pub kind: EdgeKind,
@@ -173,7 +173,10 @@ impl BurstHit {
     }
 }
 
-/// The three detectors and the hits not yet attached to a scored row.
+/// The three detectors and the hits not yet attached to a scored row, for one partition:
+/// like the feature state, it depends only on the partition's records, and it is
+/// checkpointed with it ([`BurstTracker::encode`]), so that alerts do not depend on which
+/// instance read the partition, on restarts, or on how the records were batched.
 #[derive(Debug)]
 pub struct BurstTracker {
     detectors: BurstDetectors,
@@ -323,6 +326,48 @@ impl BurstTracker {
             hits.retain(|h| h.at_ms >= end_ms);
             !hits.is_empty()
         });
+    }
+
+    /// The hits of rows just emitted, one list per row; then those no later row can take
+    /// are forgotten (the extractor emits windows in time order).
+    pub fn take_hits(&mut self, rows: &[FeatureRow]) -> Vec<Vec<BurstHit>> {
+        let hits = rows.iter().map(|r| self.hits_for(r)).collect();
+        if let Some(end) = rows.iter().map(|r| r.window_end_ms).max() {
+            self.prune_before(end);
+        }
+        hits
+    }
+
+    /// The detectors and pending hits as bytes (postcard, keys sorted so that equal states
+    /// encode equally), for the partition checkpoint.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut hits: Vec<(&str, &[BurstHit])> = self
+            .hits
+            .iter()
+            .map(|(k, h)| (k.as_str(), h.as_slice()))
+            .collect();
+        hits.sort_unstable_by_key(|(k, _)| *k);
+        postcard::to_allocvec(&(&self.detectors, hits))
+            .map_err(|e| Error::Checkpoint(format!("cannot encode the burst state: {e}")))
+    }
+
+    /// Takes over the state of [`BurstTracker::encode`] bytes. A state of other sketch
+    /// parameters is refused (its counts would not mean the same), leaving this tracker
+    /// as it was.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let (detectors, hits): (BurstDetectors, Vec<(String, Vec<BurstHit>)>) =
+            postcard::from_bytes(bytes)
+                .map_err(|e| Error::Checkpoint(format!("burst state does not decode: {e}")))?;
+        for kind in EdgeKind::ALL {
+            if detectors.get(kind).params() != self.detectors.get(kind).params() {
+                return Err(Error::Checkpoint(
+                    "burst state of other `burst.sketch` parameters".into(),
+                ));
+            }
+        }
+        self.detectors = detectors;
+        self.hits = hits.into_iter().collect();
+        Ok(())
     }
 }
 

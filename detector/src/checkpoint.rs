@@ -12,7 +12,8 @@
 //! | 8 | `state_offset`: every record of the partition up to it is inside the state |
 //! | 4 | partition number |
 //! | 2 + n | topic length and UTF-8 name |
-//! | rest | the features crate's own versioned checkpoint ([`FeatureExtractor::checkpoint`]) |
+//! | 4 + n | length and bytes of the features crate's own versioned checkpoint ([`FeatureExtractor::checkpoint`]) |
+//! | rest | the burst detectors' state ([`crate::burst::BurstTracker::encode`]); empty when `[burst]` is off |
 //!
 //! The topic and partition are checked on restore, so a renamed or misplaced file is
 //! refused; the CRC catches truncation and bit rot that a decoder might still accept.
@@ -26,8 +27,9 @@ use outrider_features::{FeatureExtractor, WindowConfig};
 use outrider_ingest::source::Partition;
 
 const MAGIC: &[u8; 8] = b"OR-PCKP\0";
-/// Bump when the header changes shape or meaning.
-pub const PARTITION_CHECKPOINT_VERSION: u16 = 1;
+/// Bump when the header changes shape or meaning (2: the burst state follows the
+/// features').
+pub const PARTITION_CHECKPOINT_VERSION: u16 = 2;
 const HEADER_BYTES: usize = MAGIC.len() + 2 + 4;
 
 /// Why a checkpoint file could not be used. The pipeline logs it, counts it and starts the
@@ -49,6 +51,9 @@ pub enum CheckpointError {
     /// The feature state inside refused to restore (another schema or window shape).
     #[error(transparent)]
     Features(#[from] outrider_features::Error),
+    /// The burst detectors' state could not be encoded.
+    #[error("burst state: {0}")]
+    Bursts(String),
 }
 
 /// A restored partition state.
@@ -57,19 +62,27 @@ pub struct PartitionCheckpoint {
     /// Every record of the partition up to this offset is inside `extractor`.
     pub state_offset: i64,
     pub extractor: FeatureExtractor,
+    /// The burst detectors' encoded state, as the partition's tracker reads it back;
+    /// empty when it was written with `[burst]` off.
+    pub bursts: Vec<u8>,
 }
 
-/// Encodes `extractor`, which holds `partition`'s records up to `state_offset`.
+/// Encodes `extractor` and the encoded burst state `bursts` (empty for none), which hold
+/// `partition`'s records up to `state_offset`.
 pub fn encode(
     partition: &Partition,
     state_offset: i64,
     extractor: &FeatureExtractor,
+    bursts: &[u8],
 ) -> Result<Vec<u8>, CheckpointError> {
     let state = extractor.checkpoint()?;
     let topic = partition.stream.as_bytes();
     let topic_len = u16::try_from(topic.len())
         .map_err(|_| CheckpointError::Mismatch("topic name longer than 65535 bytes".into()))?;
-    let mut out = Vec::with_capacity(HEADER_BYTES + 14 + topic.len() + state.len());
+    let state_len = u32::try_from(state.len())
+        .map_err(|_| CheckpointError::Mismatch("feature state larger than 4 GiB".into()))?;
+    let mut out =
+        Vec::with_capacity(HEADER_BYTES + 18 + topic.len() + state.len() + bursts.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&PARTITION_CHECKPOINT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // the CRC, filled in below
@@ -77,7 +90,9 @@ pub fn encode(
     out.extend_from_slice(&partition.partition.to_le_bytes());
     out.extend_from_slice(&topic_len.to_le_bytes());
     out.extend_from_slice(topic);
+    out.extend_from_slice(&state_len.to_le_bytes());
     out.extend_from_slice(&state);
+    out.extend_from_slice(bursts);
     let crc = crc32fast::hash(&out[HEADER_BYTES..]);
     out[HEADER_BYTES - 4..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
     Ok(out)
@@ -111,7 +126,7 @@ pub fn decode(
     if rest.len() < topic_len {
         return Err(corrupt("truncated topic name"));
     }
-    let (topic, state) = rest.split_at(topic_len);
+    let (topic, rest) = rest.split_at(topic_len);
     let number = i32::from_le_bytes(number);
     if topic != partition.stream.as_bytes() || number != partition.partition {
         return Err(CheckpointError::Mismatch(format!(
@@ -121,9 +136,16 @@ pub fn decode(
             partition.partition
         )));
     }
+    let (state_len, rest) = take::<4>(rest).ok_or_else(|| corrupt("truncated header"))?;
+    let state_len = u32::from_le_bytes(state_len) as usize;
+    if rest.len() < state_len {
+        return Err(corrupt("truncated feature state"));
+    }
+    let (state, bursts) = rest.split_at(state_len);
     Ok(PartitionCheckpoint {
         state_offset: i64::from_le_bytes(offset),
         extractor: FeatureExtractor::restore(state, window)?,
+        bursts: bursts.to_vec(),
     })
 }
 
@@ -261,9 +283,10 @@ mod tests {
         let p = partition("events", 3);
         let x = extractor(&window);
         assert!(x.tracked_keys() > 0);
-        let bytes = encode(&p, 41, &x).unwrap();
+        let bytes = encode(&p, 41, &x, b"burst state").unwrap();
         let back = decode(&bytes, &p, &window).unwrap();
         assert_eq!(back.state_offset, 41);
+        assert_eq!(back.bursts, b"burst state");
         assert_eq!(back.extractor.tracked_keys(), x.tracked_keys());
         assert_eq!(back.extractor.stats(), x.stats());
         assert_eq!(back.extractor.max_event_time(), x.max_event_time());
@@ -273,7 +296,7 @@ mod tests {
     fn damage_anywhere_is_refused_as_corrupt() {
         let window = WindowConfig::default();
         let p = partition("events", 0);
-        let bytes = encode(&p, 7, &extractor(&window)).unwrap();
+        let bytes = encode(&p, 7, &extractor(&window), &[]).unwrap();
         for at in [HEADER_BYTES + 3, bytes.len() / 2, bytes.len() - 1] {
             let mut bad = bytes.clone();
             bad[at] ^= 0x40;
@@ -293,7 +316,7 @@ mod tests {
     fn another_version_partition_or_window_is_a_mismatch() {
         let window = WindowConfig::default();
         let p = partition("events", 0);
-        let bytes = encode(&p, 7, &extractor(&window)).unwrap();
+        let bytes = encode(&p, 7, &extractor(&window), &[]).unwrap();
         let mut newer = bytes.clone();
         newer[MAGIC.len()..MAGIC.len() + 2]
             .copy_from_slice(&(PARTITION_CHECKPOINT_VERSION + 1).to_le_bytes());
@@ -321,7 +344,7 @@ mod tests {
         let window = WindowConfig::default();
         let p = partition("events/odd name", 2);
         assert!(matches!(dir.load(&p, &window), Loaded::Missing));
-        let bytes = encode(&p, 99, &extractor(&window)).unwrap();
+        let bytes = encode(&p, 99, &extractor(&window), &[]).unwrap();
         dir.write(&p, &bytes).unwrap();
         let path = dir.path(&p);
         assert_eq!(path.file_name().unwrap(), "events_odd_name-2.ckpt");

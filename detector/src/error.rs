@@ -14,6 +14,9 @@ pub enum Error {
     /// The scoring task on the blocking pool failed (a bug: scoring does not panic on input).
     #[error("scoring task: {0}")]
     Scoring(String),
+    /// Detector state that cannot be saved or taken back from a checkpoint.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     #[error("ops endpoint: {0}")]
     Ops(std::io::Error),
 }

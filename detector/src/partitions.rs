@@ -9,6 +9,10 @@
 //! already inside the restored state, so they are not fed again; the committed offset
 //! never passes the newest checkpoint, so nothing between the checkpoint and the commit
 //! is ever missing from the state.
+//!
+//! The burst detectors ([`BurstTracker`]) are partition state too, checkpointed with the
+//! features: their counts and pending hits would otherwise depend on when this process
+//! started reading and on how partitions interleaved in its batches.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,6 +21,7 @@ use outrider_features::{ExtractorStats, FeatureExtractor, FeatureRow, Observed, 
 use outrider_ingest::source::{CommitOffset, Partition};
 use outrider_ingest::Event;
 
+use crate::burst::{BurstConfig, BurstHit, BurstTracker};
 use crate::checkpoint::{self, CheckpointDir, Loaded};
 use crate::error::Result;
 use crate::pipeline::PipelineStats;
@@ -25,6 +30,8 @@ use crate::pipeline::PipelineStats;
 #[derive(Debug)]
 struct PartitionState {
     extractor: FeatureExtractor,
+    /// `None` when `[burst]` is off.
+    bursts: Option<BurstTracker>,
     /// Every record up to this offset has been taken into the state (fed, or refused).
     state_offset: Option<i64>,
     /// Records up to this offset were inside the restored checkpoint: not fed again.
@@ -42,9 +49,10 @@ struct PartitionState {
 }
 
 impl PartitionState {
-    fn empty(window: &WindowConfig) -> Result<Self> {
+    fn empty(window: &WindowConfig, burst: &BurstConfig) -> Result<Self> {
         Ok(Self {
             extractor: FeatureExtractor::new(window)?,
+            bursts: BurstTracker::new(burst, window)?,
             state_offset: None,
             restored_through: None,
             durable_offset: None,
@@ -54,6 +62,24 @@ impl PartitionState {
             committed: false,
         })
     }
+
+    /// Emits `rows` of this partition with their burst hits.
+    fn emit(&mut self, rows: Vec<FeatureRow>, out: &mut Emitted) {
+        self.dirty |= !rows.is_empty();
+        match &mut self.bursts {
+            Some(b) => out.bursts.extend(b.take_hits(&rows)),
+            None => out.bursts.extend(rows.iter().map(|_| Vec::new())),
+        }
+        out.rows.extend(rows);
+    }
+}
+
+/// Feature rows emitted by the partitions, with each row's burst hits (one list per row,
+/// in the same order).
+#[derive(Debug, Default)]
+pub struct Emitted {
+    pub rows: Vec<FeatureRow>,
+    pub bursts: Vec<Vec<BurstHit>>,
 }
 
 /// What happened to one record's event.
@@ -80,6 +106,7 @@ pub struct PartitionSummary {
 #[derive(Debug)]
 pub struct PartitionStates {
     window: WindowConfig,
+    burst: BurstConfig,
     checkpoints: Option<CheckpointDir>,
     interval: Duration,
     last_checkpoint: Option<Instant>,
@@ -90,11 +117,13 @@ impl PartitionStates {
     /// Without `checkpoints`, states live and die with this process (file replays).
     pub fn new(
         window: WindowConfig,
+        burst: BurstConfig,
         checkpoints: Option<CheckpointDir>,
         interval: Duration,
     ) -> Self {
         Self {
             window,
+            burst,
             checkpoints,
             interval,
             last_checkpoint: None,
@@ -149,7 +178,7 @@ impl PartitionStates {
                 tracing::info!(topic = %p.stream, partition = p.partition, "records of a partition outside the assignment; it starts empty");
             }
             self.states
-                .insert(p.clone(), PartitionState::empty(&self.window)?);
+                .insert(p.clone(), PartitionState::empty(&self.window, &self.burst)?);
         }
         // Inserted just above when missing.
         self.states
@@ -169,7 +198,7 @@ impl PartitionStates {
         committed: Option<i64>,
         stats: &mut PipelineStats,
     ) -> Result<PartitionState> {
-        let mut state = PartitionState::empty(&self.window)?;
+        let mut state = PartitionState::empty(&self.window, &self.burst)?;
         let Some(dir) = &self.checkpoints else {
             return Ok(state);
         };
@@ -195,6 +224,7 @@ impl PartitionStates {
                 );
                 stats.checkpoints_restored += 1;
                 let c = *c;
+                restore_bursts(p, &mut state.bursts, &c.bursts);
                 state.extractor = c.extractor;
                 state.state_offset = Some(c.state_offset);
                 state.restored_through = Some(c.state_offset);
@@ -256,7 +286,11 @@ impl PartitionStates {
             return Ok(Fed::AlreadyInState);
         }
         state.dirty = true;
-        Ok(Fed::Observed(state.extractor.observe(event)))
+        let observed = state.extractor.observe(event);
+        if let (Observed::Accepted, Some(b)) = (observed, &mut state.bursts) {
+            b.observe(event);
+        }
+        Ok(Fed::Observed(observed))
     }
 
     /// Every record of `partition` up to `offset` has been taken in (refused ones too).
@@ -272,21 +306,20 @@ impl PartitionStates {
     }
 
     /// Emits, in every partition, the windows that ended before its own watermark.
-    pub fn advance(&mut self, watermark: impl Fn(&Partition) -> Option<i64>) -> Vec<FeatureRow> {
-        let mut rows = Vec::new();
+    pub fn advance(&mut self, watermark: impl Fn(&Partition) -> Option<i64>) -> Emitted {
+        let mut out = Emitted::default();
         for (p, state) in &mut self.states {
             let Some(w) = watermark(p) else {
                 continue;
             };
-            let emitted = state.extractor.advance(w);
-            state.dirty |= !emitted.is_empty();
-            rows.extend(emitted);
+            let rows = state.extractor.advance(w);
+            state.emit(rows, &mut out);
         }
-        rows
+        out
     }
 
     /// A quiet source: each partition emits its windows up to its own newest event time.
-    pub fn flush_idle(&mut self) -> Vec<FeatureRow> {
+    pub fn flush_idle(&mut self) -> Emitted {
         self.emit_each(|x| match x.max_event_time() {
             Some(t) => x.advance(t),
             None => Vec::new(),
@@ -294,21 +327,17 @@ impl PartitionStates {
     }
 
     /// The source ended: every window is emitted.
-    pub fn finish(&mut self) -> Vec<FeatureRow> {
+    pub fn finish(&mut self) -> Emitted {
         self.emit_each(FeatureExtractor::finish)
     }
 
-    fn emit_each(
-        &mut self,
-        mut f: impl FnMut(&mut FeatureExtractor) -> Vec<FeatureRow>,
-    ) -> Vec<FeatureRow> {
-        let mut rows = Vec::new();
+    fn emit_each(&mut self, mut f: impl FnMut(&mut FeatureExtractor) -> Vec<FeatureRow>) -> Emitted {
+        let mut out = Emitted::default();
         for state in self.states.values_mut() {
-            let emitted = f(&mut state.extractor);
-            state.dirty |= !emitted.is_empty();
-            rows.extend(emitted);
+            let rows = f(&mut state.extractor);
+            state.emit(rows, &mut out);
         }
-        rows
+        out
     }
 
     /// The newest event time over every partition.
@@ -356,7 +385,13 @@ impl PartitionStates {
                 continue;
             }
             let started = Instant::now();
-            let written = match checkpoint::encode(p, offset, &state.extractor) {
+            let bursts = match &state.bursts {
+                Some(b) => b.encode(),
+                None => Ok(Vec::new()),
+            };
+            let encoded = bursts.map_err(|e| checkpoint::CheckpointError::Bursts(e.to_string()));
+            let encoded = encoded.and_then(|b| checkpoint::encode(p, offset, &state.extractor, &b));
+            let written = match encoded {
                 Ok(bytes) => {
                     let size = bytes.len();
                     let dir_path = |p: &Partition| dir.path(p);
@@ -450,6 +485,25 @@ impl PartitionStates {
     }
 }
 
+/// Takes a checkpoint's burst state into the partition's tracker. Without one (written
+/// with `[burst]` off) or with other sketch parameters, burst detection starts over for
+/// the partition: the features are still restored.
+fn restore_bursts(p: &Partition, tracker: &mut Option<BurstTracker>, bytes: &[u8]) {
+    let Some(tracker) = tracker else {
+        return;
+    };
+    let restored = match bytes {
+        [] => Err(crate::Error::Checkpoint("no burst state in it".into())),
+        bytes => tracker.restore(bytes),
+    };
+    if let Err(e) = restored {
+        tracing::warn!(
+            topic = %p.stream, partition = p.partition, error = %e,
+            "burst state not restored from the checkpoint; burst detection starts over for the partition"
+        );
+    }
+}
+
 /// Whether a Kafka record's key is its event's identity key (written into `buf`), as
 /// producers are asked to key records.
 pub fn key_is_identity(key: &[u8], event: &Event, buf: &mut String) -> bool {
@@ -484,9 +538,70 @@ mod tests {
         let dir = CheckpointDir::open(dir).unwrap();
         PartitionStates::new(
             WindowConfig::default(),
+            BurstConfig::default(),
             Some(dir),
             Duration::from_secs(3600),
         )
+    }
+
+    /// A request of `who` at `ms` milliseconds after 10:00.
+    fn request_at(ms: u32, who: &str) -> Event {
+        let (m, s, milli) = (ms / 60_000, ms / 1000 % 60, ms % 1000);
+        let line = format!(
+            r#"{{"type":"api","ts":"2026-11-02T10:{m:02}:{s:02}.{milli:03}Z","request_id":"r{ms}","method":"GET","path":"/accounts","status":200,"client_ip":"192.0.2.7","subject":"{who}"}}"#
+        );
+        parse_line(line.as_bytes(), DEFAULT_MAX_LINE_BYTES).unwrap()
+    }
+
+    /// Each emitted row's key and window end with the burst hits it carries.
+    fn hits_by_row(e: &Emitted) -> Vec<(String, i64, Vec<BurstHit>)> {
+        assert_eq!(e.rows.len(), e.bursts.len(), "one hit list per row");
+        e.rows
+            .iter()
+            .zip(&e.bursts)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(r, h)| (r.key.to_string(), r.window_end_ms, h.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn burst_state_moves_with_the_partition_checkpoint() {
+        // Two minutes of one request per 5 s tick, then a burst of 300 in one tick.
+        let mut events: Vec<Event> = (0..24).map(|t| request_at(t * 5000, "alice")).collect();
+        events.extend((0..300).map(|i| request_at(120_000 + i * 10, "alice")));
+        let feed = |s: &mut PartitionStates, from: usize, to: usize, stats: &mut PipelineStats| {
+            for (offset, e) in events.iter().enumerate().take(to).skip(from) {
+                s.observe(&p(0), offset as i64, e, stats).unwrap();
+            }
+            s.ingested(&p(0), to as i64 - 1, stats).unwrap();
+        };
+        let none = |new: &[Partition]| vec![None; new.len()];
+        let mut stats = PipelineStats::default();
+
+        let whole_dir = tempfile::tempdir().unwrap();
+        let mut whole = states(whole_dir.path());
+        whole.follow_assignment(Some(&[p(0)]), &[], none, &mut stats).unwrap();
+        feed(&mut whole, 0, events.len(), &mut stats);
+        let expected = hits_by_row(&whole.finish());
+        assert!(!expected.is_empty(), "the burst is a hit");
+
+        // Checkpointed in the middle of the burst, then read on by another instance.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut first = states(tmp.path());
+        first.follow_assignment(Some(&[p(0)]), &[], none, &mut stats).unwrap();
+        feed(&mut first, 0, 150, &mut stats);
+        first.checkpoint(true, &mut stats).await;
+        let mut second = states(tmp.path());
+        let at_100 = |new: &[Partition]| vec![Some(100); new.len()];
+        second.follow_assignment(Some(&[p(0)]), &[], at_100, &mut stats).unwrap();
+        feed(&mut second, 100, events.len(), &mut stats);
+        assert_eq!(hits_by_row(&second.finish()), expected);
+
+        // Without the burst state, the new owner would have no history to compare with.
+        let mut fresh = states(tempfile::tempdir().unwrap().path());
+        fresh.follow_assignment(Some(&[p(0)]), &[], none, &mut stats).unwrap();
+        feed(&mut fresh, 150, events.len(), &mut stats);
+        assert_ne!(hits_by_row(&fresh.finish()), expected);
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use outrider_alerts::{
     Alert, AlertStore, Decision, DecisionFeed, Finding, IncidentConfig, IncidentGrouper, KafkaSink,
     Observation, Outbox, PolicySet, RevocationWatcher, Scope, Verdict,
 };
-use outrider_features::{FeatureRow, Observed, WindowConfig};
+use outrider_features::{Observed, WindowConfig};
 use outrider_ingest::dead_letter::{DeadLetter, DeadLetters};
 use outrider_ingest::source::{Partition, SourcePosition};
 use outrider_ingest::{ApiEvent, Batch, Event, Parsed, Record, Source};
@@ -27,14 +27,14 @@ use outrider_models::{RulesConfig, TrainedModel};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::burst::{BurstConfig, BurstHit, BurstTracker};
+use crate::burst::{BurstConfig, BurstTracker};
 use crate::checkpoint::CheckpointDir;
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
 use crate::error::Result;
 use crate::metrics::Metrics;
 use crate::normalize::Normalizer;
-use crate::partitions::{Fed, PartitionStates, PartitionSummary};
+use crate::partitions::{Emitted, Fed, PartitionStates, PartitionSummary};
 use crate::score;
 use crate::score::Scorer;
 use crate::watermark::Watermarks;
@@ -180,10 +180,8 @@ pub struct Pipeline {
     parts: PipelineParts,
     /// Shared with the scoring task on the blocking pool; replaced on a model reload.
     scorer: Arc<Scorer>,
-    /// Fed per accepted event; its hits go with the rows to the scorer. Kept across model
-    /// reloads (its state is about the traffic, not the model).
-    bursts: Option<BurstTracker>,
-    /// One feature extractor per partition, checkpointed for hand-over.
+    /// One feature extractor and burst tracker per partition, checkpointed for hand-over.
+    /// Kept across model reloads (their state is about the traffic, not the model).
     states: PartitionStates,
     watermarks: Watermarks,
     commits: CommitTracker,
@@ -210,19 +208,20 @@ impl Pipeline {
             parts.window.window_secs,
         )?
         .with_burst_severity(parts.burst.severity);
-        let bursts = BurstTracker::new(&parts.burst, &parts.window)?;
+        // Checked here, so that a bad `[burst]` fails the start, not the first partition.
+        BurstTracker::new(&parts.burst, &parts.window)?;
         for status in scorer.rule_statuses() {
             tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
         }
         parts.window.check()?;
         let states = PartitionStates::new(
             parts.window.clone(),
+            parts.burst.clone(),
             parts.checkpoints.clone(),
             parts.checkpoint_interval,
         );
         Ok(Self {
             scorer: Arc::new(scorer),
-            bursts,
             states,
             watermarks: Watermarks::new(lateness_ms, idle),
             parts,
@@ -302,27 +301,15 @@ impl Pipeline {
     /// Scores on the blocking pool (small batches inline), so a large batch never holds
     /// a runtime worker that the HTTP API, the ops endpoint, the outbox worker and Kafka
     /// polling need.
-    async fn score(&mut self, rows: Vec<FeatureRow>, now: DateTime<Utc>) -> Result<Vec<Alert>> {
+    async fn score(&mut self, emitted: Emitted, now: DateTime<Utc>) -> Result<Vec<Alert>> {
         let started = Instant::now();
-        let n = rows.len();
-        let bursts = self.burst_hits(&rows);
+        let n = emitted.rows.len();
+        let Emitted { rows, bursts } = emitted;
         let alerts = score::alerts_off_runtime(Arc::clone(&self.scorer), rows, bursts, now).await?;
         if let Some(m) = &self.metrics {
             m.observe_scoring(n, started.elapsed());
         }
         Ok(alerts)
-    }
-
-    /// Each row's burst hits, then the hits no later row can take are pruned.
-    fn burst_hits(&mut self, rows: &[FeatureRow]) -> Vec<Vec<BurstHit>> {
-        let Some(bursts) = &mut self.bursts else {
-            return Vec::new();
-        };
-        let hits = rows.iter().map(|r| bursts.hits_for(r)).collect();
-        if let Some(end) = rows.iter().map(|r| r.window_end_ms).max() {
-            bursts.prune_before(end);
-        }
-        hits
     }
 
     /// Publishes the counters after every batch (for health checks and tests that wait
@@ -387,7 +374,7 @@ impl Pipeline {
                     flushing = true;
                     self.flush_idle()
                 }
-                Batch::Idle => Vec::new(),
+                Batch::Idle => Emitted::default(),
                 Batch::End => self.states.finish(),
             };
             // The batch in hand is stored (retrying while the store is down), checkpointed,
@@ -475,14 +462,14 @@ impl Pipeline {
     }
 
     /// A quiet stream: emit windows up to the newest event time, waiving the lateness wait.
-    fn flush_idle(&mut self) -> Vec<FeatureRow> {
+    fn flush_idle(&mut self) -> Emitted {
         match self.states.max_event_time() {
             Some(t) => {
                 tracing::debug!(event_time = t, "source idle; emitting windows");
                 self.stats.idle_flushes += 1;
                 self.states.flush_idle()
             }
-            None => Vec::new(),
+            None => Emitted::default(),
         }
     }
 
@@ -527,9 +514,6 @@ impl Pipeline {
                         .observe(&partition, offset, &event, &mut self.stats)?
                     {
                         Fed::Observed(Observed::Accepted) | Fed::AlreadyInState => {
-                            if let Some(b) = &mut self.bursts {
-                                b.observe(&event);
-                            }
                             let ts = event.ts().millis();
                             chunk.1 = Some(chunk.1.map_or(ts, |t: i64| t.max(ts)));
                         }
@@ -635,14 +619,14 @@ impl Pipeline {
 
     /// Scores rows and handles the alerts they raise, with the revocation findings since
     /// the last call: grouped, stored, decided on, delivered, published.
-    async fn emit(&mut self, rows: Vec<FeatureRow>) -> Result<()> {
+    async fn emit(&mut self, emitted: Emitted) -> Result<()> {
         let findings = std::mem::take(&mut self.findings);
-        if rows.is_empty() && findings.is_empty() {
+        if emitted.rows.is_empty() && findings.is_empty() {
             return Ok(());
         }
-        self.stats.rows_scored += rows.len() as u64;
+        self.stats.rows_scored += emitted.rows.len() as u64;
         let now = Utc::now();
-        let alerts = self.score(rows, now).await?;
+        let alerts = self.score(emitted, now).await?;
         let alerts = with_findings(alerts, &findings);
         if alerts.is_empty() {
             return Ok(());

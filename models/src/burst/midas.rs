@@ -371,10 +371,15 @@ mod tests {
         let json = serde_json::to_value(&d).unwrap();
         let back: MidasR = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, d);
-        let mut broken = json.clone();
-        broken["sources"]["cells"].as_array_mut().unwrap().pop();
-        let err = serde_json::from_value::<MidasR>(broken).unwrap_err();
+        let mut taller = json.clone();
+        let rows = taller["sources"]["rows"].as_u64().unwrap();
+        taller["sources"]["rows"] = serde_json::json!(rows + 1);
+        let err = serde_json::from_value::<MidasR>(taller).unwrap_err();
         assert!(err.to_string().contains("sources"), "{err}");
+        let mut negative_count = json.clone();
+        negative_count["edges"]["touched"][0][1][0] = serde_json::json!(-1.0);
+        let err = serde_json::from_value::<MidasR>(negative_count).unwrap_err();
+        assert!(err.to_string().contains("edges"), "{err}");
         let mut negative = json;
         negative["ticks"] = serde_json::json!(0.0);
         assert!(serde_json::from_value::<MidasR>(negative).is_err());

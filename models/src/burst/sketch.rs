@@ -113,13 +113,87 @@ impl Cell {
 /// `rows x width` cells. A key maps to one cell per row (double hashing: `h1 + r h2`, `h2`
 /// odd so rows differ); its counts are the minimum over its cells, an overestimate only
 /// when every cell is shared with another key.
+///
+/// Serialized sparsely (the cells ever touched, by index): a sketch sized for a busy
+/// stream is mostly untouched in a quiet partition's checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "SparseSketch", try_from = "SparseSketch")]
 pub(crate) struct CountMinSketch {
     rows: u32,
     width: u32,
     seed: u64,
     cells: Vec<Cell>,
 }
+
+/// A [`CountMinSketch`] as stored: its shape and its touched cells in index order.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SparseSketch {
+    rows: u32,
+    width: u32,
+    seed: u64,
+    touched: Vec<(u32, Cell)>,
+}
+
+const UNTOUCHED: Cell = Cell {
+    current: 0.0,
+    stamp: 0,
+    total: 0.0,
+};
+
+impl From<CountMinSketch> for SparseSketch {
+    fn from(s: CountMinSketch) -> Self {
+        let touched = s
+            .cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != UNTOUCHED)
+            // A sketch has at most `rows x width` cells, which its parameters keep in u32.
+            .map(|(i, c)| (i as u32, *c))
+            .collect();
+        Self {
+            rows: s.rows,
+            width: s.width,
+            seed: s.seed,
+            touched,
+        }
+    }
+}
+
+impl TryFrom<SparseSketch> for CountMinSketch {
+    type Error = Error;
+
+    fn try_from(s: SparseSketch) -> Result<Self> {
+        let len = (s.rows as usize)
+            .checked_mul(s.width as usize)
+            .filter(|&n| n <= MAX_CELLS)
+            .ok_or_else(|| {
+                Error::InvalidState(format!("burst sketch of {} x {} cells", s.rows, s.width))
+            })?;
+        let mut cells = vec![UNTOUCHED; len];
+        let mut previous: Option<u32> = None;
+        for (i, cell) in s.touched {
+            let slot = cells.get_mut(i as usize).filter(|_| previous < Some(i));
+            let Some(slot) = slot else {
+                return Err(Error::InvalidState(format!(
+                    "burst sketch cell {i} out of order or outside {len} cells"
+                )));
+            };
+            *slot = cell;
+            previous = Some(i);
+        }
+        Ok(Self {
+            rows: s.rows,
+            width: s.width,
+            seed: s.seed,
+            cells,
+        })
+    }
+}
+
+/// Restored sketches larger than this are refused before they are allocated (the
+/// parameters' own limit is far below).
+const MAX_CELLS: usize = 1 << 28;
 
 /// The counts of one key after an event was added.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -234,6 +308,28 @@ mod tests {
             (c.current - (0.99f64.powi(100) + 1.0)).abs() < 1e-6,
             "{c:?}"
         );
+    }
+
+    #[test]
+    fn serializes_only_touched_cells_and_restores_them_exactly() {
+        let d = Decay::new(0.5, 1.0);
+        let mut s = CountMinSketch::new(2, 1 << 12, 9);
+        for k in 0..20u64 {
+            s.add(k, (k / 5) as u32, &d);
+        }
+        let json = serde_json::to_value(&s).unwrap();
+        let touched = json["touched"].as_array().unwrap().len();
+        assert!((20..=40).contains(&touched), "{touched} cells for 20 keys x 2 rows");
+        let back: CountMinSketch = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, s);
+
+        let mut swapped = json.clone();
+        swapped["touched"].as_array_mut().unwrap().swap(0, 1);
+        assert!(serde_json::from_value::<CountMinSketch>(swapped).is_err());
+        let mut outside = json;
+        let last = touched - 1;
+        outside["touched"][last][0] = serde_json::json!(2 << 12);
+        assert!(serde_json::from_value::<CountMinSketch>(outside).is_err());
     }
 
     #[test]
