@@ -81,8 +81,7 @@ pub fn encode(
         .map_err(|_| CheckpointError::Mismatch("topic name longer than 65535 bytes".into()))?;
     let state_len = u32::try_from(state.len())
         .map_err(|_| CheckpointError::Mismatch("feature state larger than 4 GiB".into()))?;
-    let mut out =
-        Vec::with_capacity(HEADER_BYTES + 18 + topic.len() + state.len() + bursts.len());
+    let mut out = Vec::with_capacity(HEADER_BYTES + 18 + topic.len() + state.len() + bursts.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&PARTITION_CHECKPOINT_VERSION.to_le_bytes());
     out.extend_from_slice(&[0; 4]); // the CRC, filled in below

@@ -331,7 +331,10 @@ impl PartitionStates {
         self.emit_each(FeatureExtractor::finish)
     }
 
-    fn emit_each(&mut self, mut f: impl FnMut(&mut FeatureExtractor) -> Vec<FeatureRow>) -> Emitted {
+    fn emit_each(
+        &mut self,
+        mut f: impl FnMut(&mut FeatureExtractor) -> Vec<FeatureRow>,
+    ) -> Emitted {
         let mut out = Emitted::default();
         for state in self.states.values_mut() {
             let rows = f(&mut state.extractor);
@@ -580,7 +583,9 @@ mod tests {
 
         let whole_dir = tempfile::tempdir().unwrap();
         let mut whole = states(whole_dir.path());
-        whole.follow_assignment(Some(&[p(0)]), &[], none, &mut stats).unwrap();
+        whole
+            .follow_assignment(Some(&[p(0)]), &[], none, &mut stats)
+            .unwrap();
         feed(&mut whole, 0, events.len(), &mut stats);
         let expected = hits_by_row(&whole.finish());
         assert!(!expected.is_empty(), "the burst is a hit");
@@ -588,18 +593,24 @@ mod tests {
         // Checkpointed in the middle of the burst, then read on by another instance.
         let tmp = tempfile::tempdir().unwrap();
         let mut first = states(tmp.path());
-        first.follow_assignment(Some(&[p(0)]), &[], none, &mut stats).unwrap();
+        first
+            .follow_assignment(Some(&[p(0)]), &[], none, &mut stats)
+            .unwrap();
         feed(&mut first, 0, 150, &mut stats);
         first.checkpoint(true, &mut stats).await;
         let mut second = states(tmp.path());
         let at_100 = |new: &[Partition]| vec![Some(100); new.len()];
-        second.follow_assignment(Some(&[p(0)]), &[], at_100, &mut stats).unwrap();
+        second
+            .follow_assignment(Some(&[p(0)]), &[], at_100, &mut stats)
+            .unwrap();
         feed(&mut second, 100, events.len(), &mut stats);
         assert_eq!(hits_by_row(&second.finish()), expected);
 
         // Without the burst state, the new owner would have no history to compare with.
         let mut fresh = states(tempfile::tempdir().unwrap().path());
-        fresh.follow_assignment(Some(&[p(0)]), &[], none, &mut stats).unwrap();
+        fresh
+            .follow_assignment(Some(&[p(0)]), &[], none, &mut stats)
+            .unwrap();
         feed(&mut fresh, 150, events.len(), &mut stats);
         assert_ne!(hits_by_row(&fresh.finish()), expected);
     }

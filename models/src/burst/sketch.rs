@@ -319,7 +319,10 @@ mod tests {
         }
         let json = serde_json::to_value(&s).unwrap();
         let touched = json["touched"].as_array().unwrap().len();
-        assert!((20..=40).contains(&touched), "{touched} cells for 20 keys x 2 rows");
+        assert!(
+            (20..=40).contains(&touched),
+            "{touched} cells for 20 keys x 2 rows"
+        );
         let back: CountMinSketch = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, s);
 
