@@ -75,7 +75,7 @@ fn main() -> Result<()> {
             Command::Replay(args) => replay::run(args).await,
             #[cfg(feature = "sql")]
             Command::Sql(args) => sql::run(args).await,
-            Command::Bench(args) => bench::run(args),
+            Command::Bench(args) => bench::run(args).await,
             Command::Inventory(args) => inventory::run(args),
             Command::CheckConfig { config } => commands::check_config(config.as_deref()),
         }

@@ -188,6 +188,8 @@ pub struct BurstTracker {
     hits: HashMap<String, Vec<BurstHit>>,
     /// Reused for identity keys.
     key: String,
+    /// Reused for the identity key of a token event's subject.
+    sub_key: String,
     /// The current event's highest score per relation.
     scores: [f32; 3],
     edges_observed: u64,
@@ -217,6 +219,7 @@ impl BurstTracker {
             severity: config.severity,
             hits: HashMap::new(),
             key: String::new(),
+            sub_key: String::new(),
             scores: [0.0; 3],
             edges_observed: 0,
         }))
@@ -245,7 +248,7 @@ impl BurstTracker {
                 key.clear();
                 e.write_identity_key(&mut key);
                 let identity = hash64(seed::IDENTITY, key.as_bytes());
-                let ip = hash64(seed::IP, e.client_ip.to_string().as_bytes());
+                let ip = ip_hash(e.client_ip);
                 let route = hash64(seed::ROUTE, e.route.as_bytes());
                 self.edge(EdgeKind::IdentityApi, identity, route, tick, at_ms, &key);
                 if let Some(token) = &e.identity.token_id {
@@ -262,10 +265,19 @@ impl BurstTracker {
                 }
                 // The identity reached: the subject, even the one a failed login tried.
                 let reached = match &e.subject {
-                    Some(s) => hash64(seed::IDENTITY, format!("sub:{s}").as_bytes()),
+                    Some(s) => {
+                        // The subject's identity key, `sub:<subject>`, in the reused buffer.
+                        let mut sub = std::mem::take(&mut self.sub_key);
+                        sub.clear();
+                        sub.push_str("sub:");
+                        sub.push_str(s);
+                        let h = hash64(seed::IDENTITY, sub.as_bytes());
+                        self.sub_key = sub;
+                        h
+                    }
                     None => hash64(seed::IDENTITY, key.as_bytes()),
                 };
-                let ip = hash64(seed::IP, e.client_ip.to_string().as_bytes());
+                let ip = ip_hash(e.client_ip);
                 self.edge(EdgeKind::IpIdentity, ip, reached, tick, at_ms, &key);
             }
         }
@@ -405,6 +417,14 @@ fn concerns_the_caller(kind: EdgeKind, component: BurstComponent) -> bool {
         (EdgeKind::IdentityApi, BurstComponent::Destination)
             | (EdgeKind::ClientToken, BurstComponent::Source)
     )
+}
+
+/// An IP address's hash, from its bytes (no text formatting per event).
+fn ip_hash(ip: std::net::IpAddr) -> u64 {
+    match ip {
+        std::net::IpAddr::V4(a) => hash64(seed::IP, &a.octets()),
+        std::net::IpAddr::V6(a) => hash64(seed::IP, &a.octets()),
+    }
 }
 
 fn kind_index(kind: EdgeKind) -> usize {

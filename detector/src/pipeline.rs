@@ -748,10 +748,15 @@ impl Pipeline {
         if offsets.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         source.commit(&offsets).await?;
         self.states.committed(&offsets);
         self.stats.commits += 1;
-        tracing::debug!(partitions = offsets.len(), "offsets committed");
+        tracing::debug!(
+            partitions = offsets.len(),
+            us = started.elapsed().as_micros() as u64,
+            "offsets committed"
+        );
         Ok(())
     }
 }

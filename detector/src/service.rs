@@ -55,6 +55,9 @@ pub struct RunOptions {
     pub reload: Option<ReloadRequests>,
     /// Read this source instead of the configured one (tests, embedding).
     pub source: Option<Box<dyn Source>>,
+    /// Store alerts here instead of the configured store (benchmarks that time each
+    /// insert, embedding).
+    pub store: Option<Arc<dyn AlertStore>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -65,6 +68,7 @@ impl std::fmt::Debug for RunOptions {
             .field("ops_listener", &self.ops_listener)
             .field("reload", &self.reload.is_some())
             .field("source", &self.source.as_ref().map(|s| s.describe()))
+            .field("store", &self.store.as_ref().map(|s| s.name()))
             .finish()
     }
 }
@@ -172,7 +176,10 @@ impl Service {
         let metrics = ops_metrics(config, &options)?;
         let model = Arc::new(load_model(&config.model.path)?);
         tracing::info!(model = %model.model_version(), threshold = model.threshold(), "model loaded");
-        let store = open_store(config).await?;
+        let store = match options.store.take() {
+            Some(store) => store,
+            None => open_store(config).await?,
+        };
         if let Some(m) = &metrics {
             m.readiness().model_loaded();
             m.readiness().store_opened();

@@ -41,6 +41,11 @@ pub struct KafkaSourceConfig {
     pub group_id: String,
     /// How long one poll waits for the first record before reporting the source idle.
     pub poll_timeout_ms: u64,
+    /// After the first record of a batch, how long more records are gathered into it
+    /// (up to the batch size): larger batches cost less per record, but the first record
+    /// waits this long before it is processed.
+    #[serde(default = "default_max_batch_wait_ms")]
+    pub max_batch_wait_ms: u64,
     /// Extra librdkafka properties (e.g. `security.protocol`), passed through as they are.
     pub properties: BTreeMap<String, String>,
 }
@@ -53,9 +58,14 @@ impl Default for KafkaSourceConfig {
             topics: Vec::new(),
             group_id: "outrider-detector".into(),
             poll_timeout_ms: 500,
+            max_batch_wait_ms: default_max_batch_wait_ms(),
             properties: BTreeMap::new(),
         }
     }
+}
+
+fn default_max_batch_wait_ms() -> u64 {
+    5
 }
 
 /// `[[source.kafka.topics]]`: a topic and the format of its records.
@@ -241,9 +251,13 @@ impl Source for KafkaSource {
         drop(first);
         self.note_revocations(&mut records);
         records.push(record);
-        // Take what is already buffered without waiting long, to amortise per-batch costs.
+        // Take what arrives within the batch wait, to amortise per-batch costs; a deadline
+        // for the whole batch, so a steady stream cannot hold its first record back until
+        // the batch is full.
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.max_batch_wait_ms);
         while records.len() < max {
-            match tokio::time::timeout(Duration::from_millis(2), self.consumer.recv()).await {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(msg)) => {
                     let record = self.record(&msg);
                     drop(msg);
@@ -427,6 +441,9 @@ impl LineProducer {
             .set("bootstrap.servers", brokers)
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
+            // Small produce requests otherwise wait on Nagle's algorithm and the broker's
+            // delayed ACK (tens of milliseconds).
+            .set("socket.nagle.disable", "true")
             .create()
             .map_err(kafka_err("cannot create producer"))?;
         Ok(Self {

@@ -12,6 +12,8 @@ use outrider_ingest::identity::{IdentityConfig, IdentityExtractor};
 use outrider_ingest::parse::{build_parser, Format, ParserContext, DEFAULT_MAX_LINE_BYTES};
 use outrider_ingest::Event;
 
+mod pipeline;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -47,9 +49,13 @@ pub enum BenchWhat {
         #[arg(long)]
         input: Option<std::path::PathBuf>,
     },
+    /// The whole detector service in-process on generated traffic: events/s per core
+    /// (`--rate 0`), or event-to-alert latency at a fixed rate (`--rate N`), optionally
+    /// through a Kafka broker (`--kafka`).
+    Pipeline(pipeline::PipelineArgs),
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub async fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchWhat::Parse {
             format,
@@ -68,6 +74,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             };
             bench_features(&events, &what, passes)
         }
+        BenchWhat::Pipeline(args) => pipeline::run(args).await,
     }
 }
 
