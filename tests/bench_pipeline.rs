@@ -104,4 +104,9 @@ fn latency_through_kafka_times_every_stored_alert() {
         "{out}"
     );
     assert_latency_report(&out);
+    assert_eq!(
+        number_after(&out, "produce-to-read latency of"),
+        number_before(&out, "events of 150 users"),
+        "every produced record is read and timed: {out}"
+    );
 }

@@ -32,7 +32,7 @@ use outrider_detector::pipeline::PipelineStats;
 use outrider_detector::service::{self, RunOptions};
 use outrider_detector::{train as training, Config};
 use outrider_features::{hash64, WindowConfig};
-use outrider_ingest::source::kafka::{ensure_topic, LineProducer};
+use outrider_ingest::source::kafka::{ensure_topic, KafkaSource, LineProducer};
 use outrider_ingest::source::{CommitOffset, SourcePosition};
 use outrider_ingest::{Batch, Record, Source};
 use tokio::sync::watch;
@@ -478,8 +478,13 @@ async fn through_kafka(
     let (tx, mut progress) = watch::channel(PipelineStats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let dir = work.join("kafka");
+    let reads = Arc::new(Mutex::new(Vec::new()));
+    let source = ReadTimes {
+        inner: KafkaSource::new(config.source.kafka.clone())?,
+        reads: reads.clone(),
+    };
     let detector = tokio::spawn(async move {
-        run_service(&config, None, &dir, Some(tx), async {
+        run_service(&config, Some(Box::new(source)), &dir, Some(tx), async {
             let _ = stopped.await;
         })
         .await
@@ -495,7 +500,92 @@ async fn through_kafka(
     let _ = stop.send(());
     let run = detector.await.context("the detector task failed")??;
     println!("produced {produced} records to {topic}");
+    report_broker_path(
+        traffic,
+        schedule,
+        &reads.lock().map(|r| r.clone()).unwrap_or_default(),
+    );
     Ok(run)
+}
+
+/// The Kafka source, noting when each record was handed to the pipeline (by a hash of its
+/// payload, which the generated traffic keeps unique).
+struct ReadTimes {
+    inner: KafkaSource,
+    reads: Arc<Mutex<Vec<(u64, Instant)>>>,
+}
+
+#[async_trait]
+impl Source for ReadTimes {
+    async fn next_batch(&mut self, max: usize) -> outrider_ingest::Result<Batch> {
+        let batch = self.inner.next_batch(max).await?;
+        if let (Batch::Records(records), Ok(mut reads)) = (&batch, self.reads.lock()) {
+            let now = Instant::now();
+            reads.extend(records.iter().map(|r| (hash64(0, &r.payload), now)));
+        }
+        Ok(batch)
+    }
+    async fn commit(&mut self, offsets: &[CommitOffset]) -> outrider_ingest::Result<()> {
+        self.inner.commit(offsets).await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn assignment(&self) -> Option<Vec<outrider_ingest::source::Partition>> {
+        self.inner.assignment()
+    }
+    fn lag(&self) -> Option<i64> {
+        self.inner.lag()
+    }
+    fn take_revoked(&mut self) -> Vec<outrider_ingest::source::Partition> {
+        self.inner.take_revoked()
+    }
+    fn committed(&mut self, partitions: &[outrider_ingest::source::Partition]) -> Vec<Option<i64>> {
+        self.inner.committed(partitions)
+    }
+}
+
+/// Produce-to-read latency of every record: the broker's share of the event-to-alert time.
+fn report_broker_path(traffic: &Traffic, schedule: &Schedule, reads: &[(u64, Instant)]) {
+    let released = schedule
+        .released
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let index: std::collections::HashMap<u64, usize> = traffic
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (hash64(0, &r.payload), i))
+        .collect();
+    let mut latencies: Vec<Duration> = reads
+        .iter()
+        .filter_map(|(h, at)| Some(at.saturating_duration_since(*released.get(*index.get(h)?)?)))
+        .collect();
+    if latencies.is_empty() {
+        return;
+    }
+    latencies.sort_unstable();
+    println!(
+        "produce-to-read latency of {} records: {}",
+        latencies.len(),
+        percentiles(&latencies)
+    );
+}
+
+/// `p50 .. p90 .. p99 .. max ..` of sorted latencies, in milliseconds.
+fn percentiles(sorted: &[Duration]) -> String {
+    let q = |p: f64| {
+        let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+        sorted[i].as_secs_f64() * 1e3
+    };
+    format!(
+        "p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(1.0)
+    )
 }
 
 /// Why the detector stopped before it was told to.
@@ -559,10 +649,6 @@ fn report_latency(
         "no alert was stored while records flowed"
     );
     latencies.sort_unstable();
-    let q = |p: f64| {
-        let i = ((latencies.len() - 1) as f64 * p).round() as usize;
-        latencies[i].as_secs_f64() * 1e3
-    };
     let speedup = schedule.rate as f64 * traffic.span_secs() / traffic.records.len() as f64;
     let window_ends = traffic.span_secs() / config.features.hop_secs as f64;
     println!(
@@ -571,12 +657,9 @@ fn report_latency(
         run.stats.rows_scored as f64 / window_ends.max(1.0),
     );
     println!(
-        "  {} alerts timed ({at_end} more closed by the end of the stream): p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        "  {} alerts timed ({at_end} more closed by the end of the stream): {}",
         latencies.len(),
-        q(0.5),
-        q(0.9),
-        q(0.99),
-        q(1.0),
+        percentiles(&latencies)
     );
     Ok(())
 }
