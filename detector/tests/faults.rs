@@ -26,6 +26,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use common::offsets::{committed, committed_total};
+use common::progress;
 
 const DEADLINE: Duration = Duration::from_secs(240);
 const BATCH: usize = 200;
@@ -78,27 +79,6 @@ fn kafka_source(brokers: &str, topic: &str, group: &str) -> KafkaSourceConfig {
     }
 }
 
-/// Waits until `done` holds for the published counters; `what` names it on timeout.
-async fn until(
-    progress: &mut watch::Receiver<PipelineStats>,
-    what: &str,
-    mut done: impl FnMut(&PipelineStats) -> bool,
-) -> PipelineStats {
-    let wait = async {
-        loop {
-            let stats = progress.borrow_and_update().clone();
-            if done(&stats) {
-                return stats;
-            }
-            progress.changed().await.expect("pipeline ended early");
-        }
-    };
-    match tokio::time::timeout(DEADLINE, wait).await {
-        Ok(stats) => stats,
-        Err(_) => panic!("timed out waiting for {what}: {:?}", progress.borrow()),
-    }
-}
-
 /// Waits for `n` more turns of the pipeline's loop (every poll publishes, even an empty
 /// one): proof that it is still running.
 async fn iterations(progress: &mut watch::Receiver<PipelineStats>, n: usize) {
@@ -112,24 +92,16 @@ async fn iterations(progress: &mut watch::Receiver<PipelineStats>, n: usize) {
 
 /// Waits until the pipeline has read `records` and then emitted its windows on going idle.
 async fn caught_up(progress: &mut watch::Receiver<PipelineStats>, records: u64) -> PipelineStats {
-    let mut idle_after_all: Option<u64> = None;
-    until(
-        progress,
-        &format!("{records} records and an idle flush"),
-        |s| {
-            if s.records < records {
-                return false;
-            }
-            match idle_after_all {
-                None => {
-                    idle_after_all = Some(s.idle_flushes);
-                    false
-                }
-                Some(k) => s.idle_flushes > k,
-            }
-        },
-    )
-    .await
+    progress::caught_up(progress, DEADLINE, records).await
+}
+
+/// Waits until `done` holds for the published counters; `what` names it on timeout.
+async fn until(
+    progress: &mut watch::Receiver<PipelineStats>,
+    what: &str,
+    done: impl FnMut(&PipelineStats) -> bool,
+) -> PipelineStats {
+    progress::until(progress, DEADLINE, what, done).await
 }
 
 /// A pipeline over `store` with the shared model, checkpointing into `checkpoints`

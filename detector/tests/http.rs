@@ -84,7 +84,7 @@ async fn the_api_serves_the_replays_alerts_and_decisions_to_authenticated_caller
             service::run_with(&config, options, shutdown).await
         }
     });
-    let stats = common::source_ended(&mut progress).await;
+    let stats = common::progress::source_ended(&mut progress).await;
     assert!(stats.alerts > 0 && stats.decisions > 0, "{stats:?}");
     let client = reqwest::Client::new();
     let alerts_url = format!("{base}/v1/alerts?limit=1000");

@@ -73,23 +73,7 @@ fn kafka_source(brokers: &str, topic: &str, group: &str) -> KafkaSourceConfig {
 
 /// Waits until the pipeline has read `records` and then emitted its windows on going idle.
 async fn caught_up(progress: &mut watch::Receiver<PipelineStats>, records: u64) -> PipelineStats {
-    let mut idle_after_all: Option<u64> = None;
-    let wait = async {
-        loop {
-            let stats = progress.borrow_and_update().clone();
-            if stats.records >= records {
-                match idle_after_all {
-                    None => idle_after_all = Some(stats.idle_flushes),
-                    Some(k) if stats.idle_flushes > k => return stats,
-                    Some(_) => {}
-                }
-            }
-            progress.changed().await.expect("pipeline ended early");
-        }
-    };
-    tokio::time::timeout(DEADLINE, wait)
-        .await
-        .expect("pipeline did not catch up in time")
+    common::progress::caught_up(progress, DEADLINE, records).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

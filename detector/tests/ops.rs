@@ -113,19 +113,7 @@ impl Running {
 
     /// Waits for the counters to satisfy `done`.
     async fn wait_for(&mut self, done: impl Fn(&PipelineStats) -> bool) -> PipelineStats {
-        let progress = &mut self.progress;
-        let wait = async {
-            loop {
-                let stats = progress.borrow_and_update().clone();
-                if done(&stats) {
-                    return stats;
-                }
-                progress.changed().await.expect("pipeline ended early");
-            }
-        };
-        tokio::time::timeout(DEADLINE, wait)
-            .await
-            .expect("the pipeline did not get there in time")
+        common::progress::until(&mut self.progress, DEADLINE, "the expected counters", done).await
     }
 
     async fn metrics(&self) -> String {

@@ -3,12 +3,12 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod offsets;
+pub mod progress;
 pub mod proxy;
 pub mod tansu;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -19,10 +19,9 @@ use outrider_alerts::{
 };
 use outrider_datasets::{generate, AttackMix, Dataset, GeneratorConfig};
 use outrider_detector::config::SourceKind;
-use outrider_detector::pipeline::PipelineStats;
 use outrider_detector::{train, Config};
 use outrider_features::WindowConfig;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 pub const WEBHOOK_SECRET_ENV: &str = "OUTRIDER_TEST_WEBHOOK_SECRET";
 pub const WEBHOOK_SECRET: &str = "test-secret-not-for-production";
@@ -180,23 +179,6 @@ pub async fn stored(config: &Config) -> (Vec<Alert>, Vec<Decision>) {
     let alerts = store.alerts(&query).await.unwrap();
     let decisions = store.decisions(None, usize::MAX).await.unwrap();
     (alerts, decisions)
-}
-
-/// Waits until the pipeline reports that its source ended (a replay read everything and
-/// emitted its windows).
-pub async fn source_ended(progress: &mut watch::Receiver<PipelineStats>) -> PipelineStats {
-    let wait = async {
-        loop {
-            let stats = progress.borrow_and_update().clone();
-            if stats.source_ended {
-                return stats;
-            }
-            progress.changed().await.expect("pipeline ended early");
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(180), wait)
-        .await
-        .expect("the replay did not end in time")
 }
 
 /// A webhook receiver that answers 503 while down and 200 once switched up; each
