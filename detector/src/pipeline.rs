@@ -27,7 +27,7 @@ use outrider_models::{RulesConfig, TrainedModel};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::burst::{BurstConfig, BurstTracker};
+use crate::burst::BurstConfig;
 use crate::checkpoint::CheckpointDir;
 use crate::commit::CommitTracker;
 use crate::config::{DecisionsConfig, PipelineConfig};
@@ -209,7 +209,9 @@ impl Pipeline {
         )?
         .with_burst_severity(parts.burst.severity);
         // Checked here, so that a bad `[burst]` fails the start, not the first partition.
-        BurstTracker::new(&parts.burst, &parts.window)?;
+        if parts.burst.enabled {
+            parts.burst.validate()?;
+        }
         for status in scorer.rule_statuses() {
             tracing::info!(rule = status.rule.as_str(), state = ?status.state, "rule");
         }

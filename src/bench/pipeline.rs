@@ -132,9 +132,8 @@ fn train_model(
 
 /// The replayed records, in event-time order.
 struct Traffic {
+    /// Each keyed by its identity, as producers key them.
     records: Vec<Record>,
-    /// Identity keys, for keying Kafka records.
-    keys: Vec<String>,
     /// Event times (ms).
     times: Vec<i64>,
     campaigns: usize,
@@ -159,7 +158,7 @@ impl Traffic {
         events.sort_by_key(|e| e.ts().millis());
         let topic: Arc<str> = "bench".into();
         let mut offsets = vec![0i64; args.partitions as usize];
-        let (mut records, mut keys, mut times) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut records, mut times) = (Vec::new(), Vec::new());
         for e in events {
             let key = e.identity_key();
             // As Kafka's partitioner would: one identity, one partition.
@@ -173,15 +172,13 @@ impl Traffic {
                     partition: partition as i32,
                     offset,
                 },
-                key: Some(Bytes::from(key.clone())),
+                key: Some(Bytes::from(key)),
             });
-            keys.push(key);
             times.push(e.ts().millis());
         }
         anyhow::ensure!(!records.is_empty(), "the generated traffic is empty");
         Ok(Self {
             records,
-            keys,
             times,
             campaigns: set.campaigns.len(),
         })
@@ -211,6 +208,13 @@ struct Schedule {
     rate: u64,
     due: Vec<Duration>,
     released: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Schedule {
+    /// When each record released so far was handed over, in order.
+    fn released(&self) -> Vec<Instant> {
+        self.released.lock().map(|r| r.clone()).unwrap_or_default()
+    }
 }
 
 /// Records from memory: all at once, or on a schedule.
@@ -547,11 +551,7 @@ impl Source for ReadTimes {
 
 /// Produce-to-read latency of every record: the broker's share of the event-to-alert time.
 fn report_broker_path(traffic: &Traffic, schedule: &Schedule, reads: &[(u64, Instant)]) {
-    let released = schedule
-        .released
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default();
+    let released = schedule.released();
     let index: std::collections::HashMap<u64, usize> = traffic
         .records
         .iter()
@@ -614,9 +614,11 @@ async fn produce(
         if let Ok(mut r) = schedule.released.lock() {
             r.push(Instant::now());
         }
-        producer
-            .send(topic, Some(&traffic.keys[i]), &record.payload)
-            .await?;
+        let key = record
+            .key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok());
+        producer.send(topic, key, &record.payload).await?;
     }
     Ok(producer.finish().await?)
 }
@@ -628,11 +630,7 @@ fn report_latency(
     run: &Run,
     how: &str,
 ) -> Result<()> {
-    let released = schedule
-        .released
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default();
+    let released = schedule.released();
     let lateness_ms = (config.features.allowed_lateness_secs * 1000) as i64;
     let (mut latencies, mut at_end) = (Vec::new(), 0usize);
     for (stored_at, window_end) in run.store.stored() {
