@@ -15,8 +15,8 @@ use crate::window::WindowConfig;
 
 const MAGIC: &[u8; 12] = b"OUTRIDER-FX\0";
 /// Bump when the serialized state changes shape or meaning (2: bucket samples are kept in
-/// time order).
-pub const CHECKPOINT_VERSION: u16 = 2;
+/// time order; 3: profiles carry hourly object sketches).
+pub const CHECKPOINT_VERSION: u16 = 3;
 
 #[derive(Serialize)]
 struct SnapshotRef<'a> {

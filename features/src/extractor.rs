@@ -566,6 +566,7 @@ impl FeatureExtractor {
                     f64::from(row.get(FeatureId::RequestsPerMin)),
                     f64::from(row.get(FeatureId::DistinctObjectIds)),
                     f64::from(row.get(FeatureId::BytesOut)),
+                    f64::from(row.get(FeatureId::DistinctObjectIds1h)),
                 ],
             );
             if let Some(state) = self.identities.get_mut(&*row.key) {

@@ -403,6 +403,8 @@ impl FeatureExtractor {
         let slots = (self.window_ms / self.hop_ms) as usize * SLOTS;
         v[F::RateDispersion as usize] = w.dispersion(slots);
         self.history_features(state, w, end, &mut v, &scratch.sets, tmp);
+        v[F::DistinctObjectIds1h as usize] =
+            Self::hourly_objects(state, end, &scratch.sets, v[F::DistinctObjectIds as usize]);
         let first_call = scratch.route_calls.len();
         route_calls(w, &scratch.sets.routes, &mut scratch.route_calls);
         self.baseline_features(key, &scratch.route_calls[first_call..], &mut v);
@@ -456,6 +458,22 @@ impl FeatureExtractor {
         v[F::SequentialIdWalk as usize] = sequential_walk(walk);
     }
 
+    /// The window's objects joined with the ones its identity read in the hour before.
+    fn hourly_objects(state: &KeyState, end: i64, sets: &Sets, in_window: f64) -> f64 {
+        let Some(history) = state.profile.hourly_objects.as_deref() else {
+            return in_window;
+        };
+        let mut sketch = history.since_previous_hour(end);
+        if sketch.is_empty() {
+            return in_window;
+        }
+        sets.objects
+            .iter()
+            .for_each(|o| sketch.insert_hash(spread32(*o)));
+        // An overflowed window's samples undercount it: never report less than the window.
+        sketch.estimate().max(in_window).round()
+    }
+
     fn history_features(
         &self,
         state: &KeyState,
@@ -495,13 +513,15 @@ impl FeatureExtractor {
             .iter()
             .filter_map(|&(r, calls)| self.baselines.route_z(r, calls))
             .fold(0.0, f64::max);
-        let Some([requests, objects, bytes]) = self.baselines.peer(peer_group(key)) else {
+        let Some([requests, objects, bytes, objects_1h]) = self.baselines.peer(peer_group(key))
+        else {
             return;
         };
         let z = |h, x, floor| warm_z(h, x, floor).unwrap_or(0.0);
         v[F::RequestsPeerZ as usize] = z(requests, v[F::RequestsPerMin as usize], 1.0);
         v[F::ObjectsPeerZ as usize] = z(objects, v[F::DistinctObjectIds as usize], 1.0);
         v[F::BytesPeerZ as usize] = z(bytes, v[F::BytesOut as usize], 1024.0);
+        v[F::ObjectsHourPeerZ as usize] = z(objects_1h, v[F::DistinctObjectIds1h as usize], 1.0);
     }
 
     fn transition_surprise(&self, w: &Window, cache: &mut HashMap<u64, f64>) -> f64 {

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::sketch::Hll;
+use crate::hash::spread32;
+use crate::sketch::{Hll, SmallHll};
 
 /// Exact samples a bucket keeps before distinct counts switch to HyperLogLog.
 pub(crate) const SAMPLES_PER_BUCKET: usize = 48;
@@ -135,7 +136,6 @@ pub(crate) struct Overflow {
 
 impl Overflow {
     fn insert(&mut self, s: &Sample) {
-        use crate::hash::spread32;
         if s.is_api() {
             self.endpoints.insert_hash(spread32(s.route));
         }
@@ -296,6 +296,52 @@ pub(crate) struct Profile {
     pub last_location: (u32, i64),
     /// Logout times of the subject that windows still to come may need (sorted).
     pub logouts: Vec<i64>,
+    /// Distinct objects read in the last two clock hours; boxed and only for keys that
+    /// read objects at all.
+    pub hourly_objects: Option<Box<HourlyObjects>>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Distinct object ids read in the newest clock hour (UTC) folded in and in the hour
+/// before it: a reach of one to two hours beyond the window, in 72 bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HourlyObjects {
+    /// The hour (event time / 1 h) `current` counts.
+    pub hour: i64,
+    pub current: SmallHll,
+    pub previous: SmallHll,
+}
+
+impl HourlyObjects {
+    /// Counts `object` read at `ts_ms`. Buckets fold in time order, so hours only move on.
+    fn learn(&mut self, object: u32, ts_ms: i64) {
+        let hour = ts_ms.div_euclid(HOUR_MS);
+        if hour > self.hour {
+            self.previous = if hour == self.hour + 1 {
+                self.current
+            } else {
+                SmallHll::default()
+            };
+            self.current = SmallHll::default();
+            self.hour = hour;
+        }
+        self.current.insert_hash(spread32(object));
+    }
+
+    /// What a row of a window ending at `end_ms` adds from history: the objects read since
+    /// the start of the clock hour before the one `end_ms` falls in.
+    pub fn since_previous_hour(&self, end_ms: i64) -> SmallHll {
+        let from = (end_ms - 1).div_euclid(HOUR_MS) - 1;
+        let mut sketch = SmallHll::default();
+        if self.hour >= from {
+            sketch.merge(&self.current);
+        }
+        if self.hour - 1 >= from {
+            sketch.merge(&self.previous);
+        }
+        sketch
+    }
 }
 
 impl Profile {
@@ -306,6 +352,11 @@ impl Profile {
         // Buckets fold in time order: the last located sample is the newest.
         if s.location != 0 {
             self.last_location = (s.location, ts_ms);
+        }
+        if s.object != 0 {
+            self.hourly_objects
+                .get_or_insert_with(Box::default)
+                .learn(s.object, ts_ms);
         }
         let hour = (ts_ms.div_euclid(3_600_000)).rem_euclid(24) as usize;
         if self.hours[hour] == u16::MAX {
@@ -340,6 +391,10 @@ impl Profile {
 
     pub fn heap_bytes(&self) -> usize {
         self.logouts.capacity() * 8
+            + self
+                .hourly_objects
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<HourlyObjects>())
     }
 }
 

@@ -68,13 +68,17 @@ impl Markov {
     }
 }
 
+/// What peer groups keep a baseline of (see [`Baselines::peers`]).
+pub(crate) const PEER_BASELINES: usize = 4;
+
 /// Baselines that rows are compared against.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Baselines {
     /// Per route: calls per identity per window.
     pub routes: HashMap<u32, LogHistogram>,
-    /// Per peer group: requests, distinct objects and bytes out per window.
-    pub peers: HashMap<String, [LogHistogram; 3]>,
+    /// Per peer group: requests, distinct objects, bytes out and distinct objects over
+    /// the hour, per window.
+    pub peers: HashMap<String, [LogHistogram; PEER_BASELINES]>,
 }
 
 impl Baselines {
@@ -88,7 +92,7 @@ impl Baselines {
         }
     }
 
-    pub fn learn_peer(&mut self, group: &str, values: [f64; 3]) {
+    pub fn learn_peer(&mut self, group: &str, values: [f64; PEER_BASELINES]) {
         let full = self.peers.len() >= MAX_GROUPS;
         let histograms = match self.peers.raw_entry_mut().from_key(group) {
             RawEntryMut::Occupied(o) => o.into_mut(),
@@ -114,8 +118,9 @@ impl Baselines {
         warm_z(self.routes.get(&route)?, calls, 1.0)
     }
 
-    /// The baselines of one peer group (requests, distinct objects, bytes out).
-    pub fn peer(&self, group: &str) -> Option<&[LogHistogram; 3]> {
+    /// The baselines of one peer group (requests, distinct objects, bytes out, distinct
+    /// objects over the hour).
+    pub fn peer(&self, group: &str) -> Option<&[LogHistogram; PEER_BASELINES]> {
         self.peers.get(group)
     }
 

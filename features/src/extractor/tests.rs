@@ -351,6 +351,39 @@ fn history_makes_new_ips_networks_and_agents_stand_out() {
     );
 }
 
+#[test]
+fn objects_read_slowly_add_up_over_the_hour_and_then_expire() {
+    let mut fx = extractor();
+    // Eve reads another account every 30 s for 50 minutes; Frank rereads his two.
+    for i in 0..100 {
+        let ts = T0 + i * 30_000;
+        fx.observe(&api(
+            ts,
+            "eve",
+            &format!("/accounts/{}", 5_000 + i * 7),
+            200,
+        ));
+        fx.observe(&api(ts, "frank", &format!("/accounts/{}", 1 + i % 2), 200));
+    }
+    let rows = fx.advance(T0 + 3_000_000);
+    let eve = last_row(&rows, "sub:eve");
+    assert_eq!(eve.get(F::DistinctObjectIds), 2.0, "two reads per window");
+    let hourly = eve.get(F::DistinctObjectIds1h);
+    assert!(
+        (hourly - 100.0).abs() <= 30.0,
+        "100 accounts in 50 minutes, estimated {hourly}"
+    );
+    let frank = last_row(&rows, "sub:frank");
+    assert_eq!(frank.get(F::DistinctObjectIds1h), 2.0);
+    // Three hours later the history no longer reaches the window.
+    let later = T0 + 3 * 3_600_000;
+    fx.observe(&api(later, "eve", "/accounts/1", 200));
+    let rows = fx.finish();
+    let eve = last_row(&rows, "sub:eve");
+    assert!(eve.window_end_ms > later);
+    assert_eq!(eve.get(F::DistinctObjectIds1h), 1.0);
+}
+
 fn located(e: Event, asn: u32, lat: f32, lon: f32) -> Event {
     let Event::Api(mut a) = e else { return e };
     a.origin = outrider_ingest::ClientOrigin {
