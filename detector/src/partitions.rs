@@ -294,6 +294,10 @@ impl PartitionStates {
     }
 
     /// Every record of `partition` up to `offset` has been taken in (refused ones too).
+    /// Re-reading records a restored checkpoint already holds does not move the state's
+    /// offset back: a checkpoint written then would claim less than the state holds, so a
+    /// successor would feed those records twice, and commits, which never pass the
+    /// durable checkpoint, would stall short of the records read.
     pub fn ingested(
         &mut self,
         partition: &Partition,
@@ -301,7 +305,7 @@ impl PartitionStates {
         stats: &mut PipelineStats,
     ) -> Result<()> {
         let state = self.state(partition, stats)?;
-        state.state_offset = Some(offset);
+        state.state_offset = Some(state.state_offset.map_or(offset, |s| s.max(offset)));
         Ok(())
     }
 
@@ -641,10 +645,20 @@ mod tests {
             .follow_assignment(Some(&[p(0), p(1)]), &[], at_2, &mut stats)
             .unwrap();
         assert_eq!(stats.checkpoints_restored, 1, "p1 has no checkpoint");
-        for offset in 2..5 {
+        for offset in 2..4 {
             let fed = second.observe(&p(0), offset, &request(offset as u32, "alice"), &mut stats);
             assert_eq!(fed.unwrap(), Fed::AlreadyInState);
         }
+        // A batch that ends inside the restored state leaves its offset where it was.
+        second.ingested(&p(0), 3, &mut stats).unwrap();
+        second.checkpoint(true, &mut stats).await;
+        assert_eq!(
+            second.commit_limit(&p(0)),
+            Some(4),
+            "the checkpoint holds 0..=4"
+        );
+        let fed = second.observe(&p(0), 4, &request(4, "alice"), &mut stats);
+        assert_eq!(fed.unwrap(), Fed::AlreadyInState);
         let fed = second.observe(&p(0), 5, &request(5, "bob"), &mut stats);
         assert_eq!(fed.unwrap(), Fed::Observed(Observed::Accepted));
         assert_eq!(stats.records_already_in_state, 3);
