@@ -337,7 +337,8 @@ impl HourlyObjects {
         if self.hour >= from {
             sketch.merge(&self.current);
         }
-        if self.hour - 1 >= from {
+        // `previous` counts the hour before `self.hour`.
+        if self.hour > from {
             sketch.merge(&self.previous);
         }
         sketch
