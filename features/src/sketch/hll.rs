@@ -9,15 +9,19 @@
 
 use serde::{Deserialize, Serialize};
 
-const P: u32 = 8;
-const M: usize = 1 << P;
-const SMALL_P: u32 = 5;
-const SMALL_M: usize = 1 << SMALL_P;
+const M: usize = 1 << 8;
+const SMALL_M: usize = 1 << 5;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hll {
-    registers: Vec<u8>,
+/// A HyperLogLog over registers `R` (a power-of-two count of bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registers<R> {
+    registers: R,
 }
+
+/// 256 registers on the heap.
+pub type Hll = Registers<Vec<u8>>;
+/// 32 inline registers: no allocation of its own.
+pub type SmallHll = Registers<[u8; SMALL_M]>;
 
 impl Default for Hll {
     fn default() -> Self {
@@ -27,49 +31,39 @@ impl Default for Hll {
     }
 }
 
-impl Hll {
-    /// Adds a well-mixed 64-bit hash.
-    pub fn insert_hash(&mut self, h: u64) {
-        insert(&mut self.registers, P, h);
-    }
-
-    pub fn merge(&mut self, other: &Hll) {
-        merge(&mut self.registers, &other.registers);
-    }
-
-    /// The cardinality estimate, with linear counting for small sets.
-    pub fn estimate(&self) -> f64 {
-        estimate(&self.registers)
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.registers.capacity()
+impl Default for SmallHll {
+    fn default() -> Self {
+        Self {
+            registers: [0; SMALL_M],
+        }
     }
 }
 
-/// A HyperLogLog of 32 inline one-byte registers: no allocation of its own.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmallHll {
-    registers: [u8; SMALL_M],
-}
-
-impl SmallHll {
+impl<R: AsRef<[u8]> + AsMut<[u8]>> Registers<R> {
     /// Adds a well-mixed 64-bit hash.
     pub fn insert_hash(&mut self, h: u64) {
-        insert(&mut self.registers, SMALL_P, h);
+        let registers = self.registers.as_mut();
+        let p = registers.len().trailing_zeros();
+        insert(registers, p, h);
     }
 
-    pub fn merge(&mut self, other: &SmallHll) {
-        merge(&mut self.registers, &other.registers);
+    pub fn merge(&mut self, other: &Self) {
+        merge(self.registers.as_mut(), other.registers.as_ref());
     }
 
     pub fn is_empty(&self) -> bool {
-        self.registers.iter().all(|r| *r == 0)
+        self.registers.as_ref().iter().all(|r| *r == 0)
     }
 
     /// The cardinality estimate, with linear counting for small sets.
     pub fn estimate(&self) -> f64 {
-        estimate(&self.registers)
+        estimate(self.registers.as_ref())
+    }
+}
+
+impl Hll {
+    pub fn heap_bytes(&self) -> usize {
+        self.registers.capacity()
     }
 }
 
@@ -134,10 +128,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn merge_equals_inserting_everything() {
-        let (mut a, mut b, mut all) = (Hll::default(), Hll::default(), Hll::default());
-        for i in 0..5_000u32 {
+    /// Splits `n` hashes between two sketches: merged, they equal one that saw them all.
+    fn check_merge_equals_inserting_everything<R>(n: u32)
+    where
+        R: AsRef<[u8]> + AsMut<[u8]>,
+        Registers<R>: Default + PartialEq + std::fmt::Debug,
+    {
+        let mut a = Registers::<R>::default();
+        let mut b = Registers::<R>::default();
+        let mut all = Registers::<R>::default();
+        for i in 0..n {
             let h = spread32(i);
             if i % 3 == 0 {
                 a.insert_hash(h)
@@ -148,6 +148,12 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a, all);
+    }
+
+    #[test]
+    fn merge_equals_inserting_everything() {
+        check_merge_equals_inserting_everything::<Vec<u8>>(5_000);
+        check_merge_equals_inserting_everything::<[u8; SMALL_M]>(500);
     }
 
     #[test]
@@ -165,25 +171,5 @@ mod tests {
         }
         assert!(SmallHll::default().is_empty());
         assert_eq!(SmallHll::default().estimate(), 0.0);
-    }
-
-    #[test]
-    fn small_merge_equals_inserting_everything() {
-        let (mut a, mut b, mut all) = (
-            SmallHll::default(),
-            SmallHll::default(),
-            SmallHll::default(),
-        );
-        for i in 0..500u32 {
-            let h = spread32(i);
-            if i % 2 == 0 {
-                a.insert_hash(h)
-            } else {
-                b.insert_hash(h)
-            }
-            all.insert_hash(h);
-        }
-        a.merge(&b);
-        assert_eq!(a, all);
     }
 }

@@ -4,5 +4,5 @@
 mod hll;
 mod loghist;
 
-pub use hll::{Hll, SmallHll};
+pub use hll::{Hll, Registers, SmallHll};
 pub use loghist::LogHistogram;
