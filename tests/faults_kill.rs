@@ -145,6 +145,20 @@ impl Detector {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Waits until the group has committed more than `past` records of the topic; panics on
+    /// timeout, showing the last lines the detector logged.
+    fn wait_for_commit_past(&self, brokers: &str, topic: &str, group: &str, past: i64) {
+        let deadline = Instant::now() + DEADLINE;
+        while committed_total(brokers, topic, group, PARTITIONS) <= past {
+            assert!(
+                Instant::now() < deadline,
+                "the detector committed nothing past {past}; last lines:\n{}",
+                self.last_lines(60)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGINT (Ctrl-C): the detector stops cleanly.
     fn interrupt(mut self) {
         let pid = self.child.id().to_string();
@@ -235,11 +249,7 @@ async fn a_detector_killed_mid_stream_stores_every_alert_once_after_restart() {
     let cfg = config(dir.path(), &brokers, &topic, group, &model);
     let mut detector = Detector::start(&cfg);
     detector.wait_for("alert alert=");
-    let deadline = Instant::now() + DEADLINE;
-    while committed_total(&brokers, &topic, group, PARTITIONS) == 0 {
-        assert!(Instant::now() < deadline, "nothing committed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    detector.wait_for_commit_past(&brokers, &topic, group, 0);
     detector.child.kill().unwrap(); // SIGKILL
     detector.child.wait().unwrap();
     let at_kill = committed_total(&brokers, &topic, group, PARTITIONS);
@@ -255,15 +265,7 @@ async fn a_detector_killed_mid_stream_stores_every_alert_once_after_restart() {
     // Every window is stored by now. The commit may still be behind: the killed member
     // stays in the group until its session times out, and a commit refused in that
     // rebalance is made good once the partitions come back and are read again.
-    let deadline = Instant::now() + DEADLINE;
-    while committed_total(&brokers, &topic, group, PARTITIONS) <= at_kill {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted detector committed nothing past {at_kill}; last lines:\n{}",
-            detector.last_lines(60)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    detector.wait_for_commit_past(&brokers, &topic, group, at_kill);
     detector.interrupt();
 
     let (stored, count) = stored_ids(&dir.path().join(group)).await;
