@@ -15,7 +15,9 @@ use crate::extractor::{peer_group, FeatureExtractor, FeatureRow, WindowContext};
 use crate::hash::spread32;
 use crate::schema::{FeatureId as F, FEATURE_COUNT};
 use crate::sketch::Hll;
-use crate::state::{distance_km, unpack_location, Bucket, Counters, KeyState, Sample, SLOTS};
+use crate::state::{
+    distance_km, unpack_location, Bucket, Counters, KeyState, Sample, HOUR_MS, SLOTS,
+};
 use crate::tables::{warm_z, Markov};
 
 /// IPs of a row whose identities-per-IP are looked up.
@@ -330,7 +332,7 @@ fn geo_velocity(state: &KeyState, w: &Window) -> f64 {
         if let Some((at, when)) = previous.filter(|p| p.0 != s.location && p.1 <= ts) {
             let km = distance_km(unpack_location(at), unpack_location(s.location));
             if km >= MIN_TRAVEL_KM {
-                let hours = ((ts - when) as f64 / 3_600_000.0).max(1.0 / 60.0);
+                let hours = ((ts - when) as f64 / HOUR_MS as f64).max(1.0 / 60.0);
                 fastest = fastest.max(km / hours);
             }
         }
@@ -491,7 +493,7 @@ impl FeatureExtractor {
         }
         let total: u32 = p.hours.iter().map(|h| u32::from(*h)).sum();
         if total >= 50 {
-            let hour = ((end - 1).div_euclid(3_600_000)).rem_euclid(24) as usize;
+            let hour = ((end - 1).div_euclid(HOUR_MS)).rem_euclid(24) as usize;
             let share = (f64::from(p.hours[hour]) + 0.5) / (f64::from(total) + 12.0);
             v[F::HourSurprise as usize] = (1.0 / (24.0 * share)).log2().max(0.0);
         }

@@ -301,7 +301,7 @@ pub(crate) struct Profile {
     pub hourly_objects: Option<Box<HourlyObjects>>,
 }
 
-const HOUR_MS: i64 = 3_600_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 
 /// Distinct object ids read in the newest clock hour (UTC) folded in and in the hour
 /// before it: a reach of one to two hours beyond the window, in 72 bytes.
@@ -359,7 +359,7 @@ impl Profile {
                 .get_or_insert_with(Box::default)
                 .learn(s.object, ts_ms);
         }
-        let hour = (ts_ms.div_euclid(3_600_000)).rem_euclid(24) as usize;
+        let hour = (ts_ms.div_euclid(HOUR_MS)).rem_euclid(24) as usize;
         if self.hours[hour] == u16::MAX {
             self.hours.iter_mut().for_each(|h| *h /= 2);
         }
